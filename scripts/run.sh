@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Migrates, loads the demo exchange on first run, then runs web + Celery worker + beat until Ctrl-C.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export DEBUG="${DEBUG:-true}"
+export DJANGO_SETTINGS_MODULE=backoffice.settings
+PORT="${PORT:-8000}"
+BIN=.venv/bin
+
+$BIN/python manage.py migrate --no-input
+if ! $BIN/python manage.py load_demo --if-empty; then
+  echo "error: loading the demo data failed" >&2; exit 1
+fi
+
+pids=()
+cleanup() { kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; }
+trap cleanup EXIT INT TERM
+
+$BIN/celery -A backoffice worker --loglevel=WARNING --concurrency=2 &
+pids+=($!)
+$BIN/celery -A backoffice beat --loglevel=WARNING --schedule=/tmp/backoffice-celerybeat-schedule &
+pids+=($!)
+
+cat <<MSG
+
+  Back office running at http://127.0.0.1:${PORT}/admin/
+  API docs at http://127.0.0.1:${PORT}/api/docs/   health at http://127.0.0.1:${PORT}/health
+  Log in as one of the demo staff (password: demo-password-1):
+    risk, compliance, ops, auditor, admin
+  Second factor: the current code is printed by
+    .venv/bin/python manage.py demo_totp_code risk
+  (or scan the QR code shown by the same command with an authenticator app).
+  Ctrl-C stops everything.
+
+MSG
+$BIN/python manage.py runserver "127.0.0.1:${PORT}" --noreload &
+pids+=($!)
+wait -n "${pids[@]}"

@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class TradingRiskConfig(AppConfig):
+    name = "trading_risk"
+    verbose_name = "Trading risk"
