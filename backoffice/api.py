@@ -288,6 +288,7 @@ def _check_size(count: int) -> None:
 
 def _batch_errors(body: bytes, spec: ItemSpec) -> ApiError:
     try:
+        msgspec.json.decode(body)  # well-formed at all? (a typed decode stops at the first wrong type)
         raw_items = msgspec.json.decode(body, type=list[msgspec.Raw])
     except msgspec.ValidationError:
         return ApiError("invalid_request", "The body must be a JSON array of items.")
@@ -340,10 +341,19 @@ def _describe(exc: msgspec.ValidationError) -> tuple[str | None, str]:
     return field, _friendly(message)
 
 
+_FRIENDLY_PATTERNS = {
+    DECIMAL_PATTERN: 'Expected a non-negative decimal string such as "0.00012000" (no exponent, at most 18 decimals)',
+    SIGNED_DECIMAL_PATTERN: 'Expected a decimal string such as "-12.5" (no exponent, at most 18 decimals)',
+    ID_PATTERN: "Expected an ID of 1–64 characters of [A-Za-z0-9._:-]",
+}
+_REGEX_MESSAGE = re.compile(r"^Expected `str` matching regex '(?P<pattern>.*)'$")
+
+
 def _friendly(message: str) -> str:
-    return (message.replace("Expected `str` matching regex '" + DECIMAL_PATTERN + "'", "Expected a decimal string")
-            .replace("Expected `str` matching regex '" + SIGNED_DECIMAL_PATTERN + "'", "Expected a decimal string")
-            .replace("Expected `str` matching regex '" + ID_PATTERN + "'", "Expected an ID of 1–64 [A-Za-z0-9._:-]"))
+    message = message.replace("`str | null`", "`str`")
+    if match := _REGEX_MESSAGE.match(message):
+        return _FRIENDLY_PATTERNS.get(match.group("pattern").replace("\\\\", "\\"), message)
+    return message
 
 
 def decimal(value: str) -> Decimal:

@@ -50,13 +50,13 @@ class _Cache:
         self.lock = threading.Lock()
         self.series: dict[tuple[str, str], _Series] | None = None
         self.generation = None
-        self.checked_at = 0.0
+        self.checked_at = float("-inf")
         self.uncommitted_change = False
 
     def clear(self):
         with self.lock:
             self.series = None
-            self.checked_at = 0.0
+            self.checked_at = float("-inf")
 
 
 _cache = _Cache()
@@ -74,7 +74,8 @@ def param(key: str, *, scope: str = "", at: datetime | None = None):
 
 
 def clear_cache() -> None:
-    """Forget the cached parameters in this process (tests, and after a change)."""
+    """Forget the cached parameters in this process, and any note of an uncommitted change (tests)."""
+    _cache.uncommitted_change = False
     _cache.clear()
 
 

@@ -8,6 +8,7 @@ PORT="${PORT:-8000}"
 BIN=.venv/bin
 
 $BIN/python manage.py migrate --no-input
+$BIN/python manage.py collectstatic --no-input -v 0
 if ! $BIN/python manage.py load_demo --if-empty; then
   echo "error: loading the demo data failed" >&2; exit 1
 fi
