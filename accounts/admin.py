@@ -36,8 +36,19 @@ class CustomerAdmin(ReadOnlyAdmin):
     list_display = ("external_id", "name", "type", "country", "kyc_level", "kyc_level_source", "created_at")
     list_filter = ("type", "kyc_level", "kyc_level_source", "country")
     search_fields = ("external_id", "name", "email", "phone")
-    readonly_fields = ("external_id", "type", "name", "country", "email", "phone", "date_of_birth", "kyc_level",
-                       "kyc_level_source", "created_at", "updated_at")
+    readonly_fields = (
+        "external_id",
+        "type",
+        "name",
+        "country",
+        "email",
+        "phone",
+        "date_of_birth",
+        "kyc_level",
+        "kyc_level_source",
+        "created_at",
+        "updated_at",
+    )
     fields = readonly_fields
     inlines = [AccountInline]
     show_full_result_count = False

@@ -20,8 +20,8 @@ from backoffice.api import (
     Item,
     decode_object,
     field_errors,
-    path_id,
     has_scope,
+    path_id,
     struct_schema,
 )
 from backoffice.audit import actor_from_request
@@ -56,23 +56,35 @@ def customer_out(customer: Customer) -> dict:
 
 
 def account_out(account: Account) -> dict:
-    return {"account_id": account.external_id, "customer_id": account.customer.external_id,
-            "kind": account.kind.lower()}
+    return {
+        "account_id": account.external_id,
+        "customer_id": account.customer.external_id,
+        "kind": account.kind.lower(),
+    }
 
 
 class PutCustomerApi(APIView):
     permission_classes = [has_scope("reference")]
 
-    @extend_schema(request=struct_schema(CustomerIn), responses={200: dict, 201: dict, **STANDARD_ERRORS},
-                   summary="Create or update a customer (the beneficial owner)")
+    @extend_schema(
+        request=struct_schema(CustomerIn),
+        responses={200: dict, 201: dict, **STANDARD_ERRORS},
+        summary="Create or update a customer (the beneficial owner)",
+    )
     def put(self, request, customer_id):
         external_id = path_id(customer_id, "customer_id")
         data = decode_object(request, CustomerIn)
         field_errors(_customer_errors(data, request))
         customer, created = services.upsert_customer(
             external_id=external_id,
-            data=services.CustomerData(type=data.type.upper(), name=data.name.strip(), country=data.country,
-                                       email=data.email, phone=data.phone, date_of_birth=data.date_of_birth),
+            data=services.CustomerData(
+                type=data.type.upper(),
+                name=data.name.strip(),
+                country=data.country,
+                email=data.email,
+                phone=data.phone,
+                date_of_birth=data.date_of_birth,
+            ),
             imported_kyc_level=None if data.kyc_level is msgspec.UNSET else data.kyc_level,
             actor=actor_from_request(request),
             now=timezone.now(),
@@ -98,13 +110,19 @@ def _customer_errors(data: CustomerIn, request) -> list[tuple[str, str]]:
 class PutAccountApi(APIView):
     permission_classes = [has_scope("reference")]
 
-    @extend_schema(request=struct_schema(AccountIn), responses={200: dict, 201: dict, **STANDARD_ERRORS},
-                   summary="Create or update a trading account of a customer")
+    @extend_schema(
+        request=struct_schema(AccountIn),
+        responses={200: dict, 201: dict, **STANDARD_ERRORS},
+        summary="Create or update a trading account of a customer",
+    )
     def put(self, request, account_id):
         external_id = path_id(account_id, "account_id")
         data = decode_object(request, AccountIn)
         account, created = services.upsert_account(
-            external_id=external_id, customer_external_id=data.customer_id, kind=data.kind.upper(),
-            actor=actor_from_request(request), now=timezone.now(),
+            external_id=external_id,
+            customer_external_id=data.customer_id,
+            kind=data.kind.upper(),
+            actor=actor_from_request(request),
+            now=timezone.now(),
         )
         return Response(account_out(account), status=201 if created else 200)

@@ -14,20 +14,42 @@ VIEW_EVERYTHING = tuple(f"{app}.view_*" for app in ALL_APPS)
 
 ROLE_PERMISSIONS: dict[str, tuple[str, ...]] = {
     "auditor": VIEW_EVERYTHING,
-    "risk officer": VIEW_EVERYTHING + (
-        "backoffice.request_change", "backoffice.approve_parameter_change", "backoffice.approve_*",
-        "trading_risk.*", "accounts.*_restriction", "accounts.*_lock", "accounts.*_suspicious*",
-        "accounts.*_alert", "withdrawals.review_*", "withdrawals.approve_*", "reporting.*",
+    "risk officer": VIEW_EVERYTHING
+    + (
+        "backoffice.request_change",
+        "backoffice.approve_parameter_change",
+        "backoffice.approve_*",
+        "trading_risk.*",
+        "accounts.*_restriction",
+        "accounts.*_lock",
+        "accounts.*_suspicious*",
+        "accounts.*_alert",
+        "withdrawals.review_*",
+        "withdrawals.approve_*",
+        "reporting.*",
     ),
-    "compliance officer": VIEW_EVERYTHING + (
-        "backoffice.request_change", "kyc.*", "withdrawals.review_*", "reporting.*",
+    "compliance officer": VIEW_EVERYTHING
+    + (
+        "backoffice.request_change",
+        "kyc.*",
+        "withdrawals.review_*",
+        "reporting.*",
     ),
-    "operations": VIEW_EVERYTHING + (
-        "backoffice.request_change", "reconciliation.*", "financing.*", "withdrawals.*_wallet*",
+    "operations": VIEW_EVERYTHING
+    + (
+        "backoffice.request_change",
+        "reconciliation.*",
+        "financing.*",
+        "withdrawals.*_wallet*",
     ),
-    "administrator": VIEW_EVERYTHING + (
-        "backoffice.request_change", "backoffice.add_apiclient", "backoffice.change_apiclient",
-        "accounts.add_user", "accounts.change_user", "auth.*_group",
+    "administrator": VIEW_EVERYTHING
+    + (
+        "backoffice.request_change",
+        "backoffice.add_apiclient",
+        "backoffice.change_apiclient",
+        "accounts.add_user",
+        "accounts.change_user",
+        "auth.*_group",
     ),
 }
 

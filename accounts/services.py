@@ -52,8 +52,15 @@ def upsert_customer(
     customer.updated_at = now
     customer.save()
     action = "customer.create" if before is None else "customer.update"
-    audit.record(actor=actor, action=action, target=customer, now=now, before=before, after=after,
-                 reason="KYC level imported from the exchange" if imported_kyc_level is not None else "")
+    audit.record(
+        actor=actor,
+        action=action,
+        target=customer,
+        now=now,
+        before=before,
+        after=after,
+        reason="KYC level imported from the exchange" if imported_kyc_level is not None else "",
+    )
     return customer, before is None
 
 
@@ -72,14 +79,22 @@ def upsert_account(
     """Create or update a trading account; returns (account, created). An account never changes owner."""
     customer = Customer.objects.filter(external_id=customer_external_id).first()
     if customer is None:
-        raise InvalidInput("Unknown customer; send it with PUT /customers/{customer_id} first.",
-                           details=[{"field": "customer_id", "message": "unknown customer"}])
+        raise InvalidInput(
+            "Unknown customer; send it with PUT /customers/{customer_id} first.",
+            details=[{"field": "customer_id", "message": "unknown customer"}],
+        )
     account = Account.objects.select_for_update(no_key=True).filter(external_id=external_id).first()
     if account is None:
-        account = Account.objects.create(external_id=external_id, customer=customer, kind=kind,
-                                         created_at=now, updated_at=now)
-        audit.record(actor=actor, action="account.create", target=account, now=now,
-                     after={"customer_id": customer_external_id, "kind": kind})
+        account = Account.objects.create(
+            external_id=external_id, customer=customer, kind=kind, created_at=now, updated_at=now
+        )
+        audit.record(
+            actor=actor,
+            action="account.create",
+            target=account,
+            now=now,
+            after={"customer_id": customer_external_id, "kind": kind},
+        )
         return account, True
     if account.customer_id != customer.pk:
         raise AccountOwnerChange(f"Account {external_id} belongs to another customer.")
@@ -87,6 +102,5 @@ def upsert_account(
         before = {"kind": account.kind}
         account.kind, account.updated_at = kind, now
         account.save(update_fields=["kind", "updated_at"])
-        audit.record(actor=actor, action="account.update", target=account, now=now, before=before,
-                     after={"kind": kind})
+        audit.record(actor=actor, action="account.update", target=account, now=now, before=before, after={"kind": kind})
     return account, False

@@ -47,8 +47,20 @@ class OperationsLogAdmin(ReadOnlyAdmin):
     search_fields = ("actor", "action", "target_type", "target_id", "reason")
     date_hierarchy = "at"
     show_full_result_count = False
-    fields = ("at", "actor_type", "actor", "action", "target_type", "target_id", "before_pretty", "after_pretty",
-              "reason", "ip", "prev_hash", "hash")
+    fields = (
+        "at",
+        "actor_type",
+        "actor",
+        "action",
+        "target_type",
+        "target_id",
+        "before_pretty",
+        "after_pretty",
+        "reason",
+        "ip",
+        "prev_hash",
+        "hash",
+    )
     readonly_fields = fields
 
     @admin.display(description="reason")
@@ -93,8 +105,11 @@ class ParameterDefinitionAdmin(ReadOnlyAdmin):
     inlines = [ParameterValueInline]
 
     def get_queryset(self, request):
-        latest = (ParameterValue.objects.filter(definition=OuterRef("pk"), scope="", effective_from__lte=timezone.now())
-                  .order_by("-effective_from").values("value")[:1])
+        latest = (
+            ParameterValue.objects.filter(definition=OuterRef("pk"), scope="", effective_from__lte=timezone.now())
+            .order_by("-effective_from")
+            .values("value")[:1]
+        )
         return super().get_queryset(request).annotate(current=Subquery(latest))
 
     @admin.display(description="value now", ordering="current")
@@ -107,8 +122,13 @@ class ParameterDefinitionAdmin(ReadOnlyAdmin):
         return format_html('<a href="{}">propose a change</a>', url)
 
     def get_urls(self):
-        extra = [path("<path:key>/propose/", self.admin_site.admin_view(self.propose_view),
-                      name="backoffice_parameterdefinition_propose")]
+        extra = [
+            path(
+                "<path:key>/propose/",
+                self.admin_site.admin_view(self.propose_view),
+                name="backoffice_parameterdefinition_propose",
+            )
+        ]
         return extra + super().get_urls()
 
     def propose_view(self, request, key):
@@ -119,15 +139,24 @@ class ParameterDefinitionAdmin(ReadOnlyAdmin):
                 change = approvals.request_change(
                     action="risk_parameter.set",
                     payload={"key": key, **{k: form.cleaned_data[k] for k in ("scope", "value", "effective_from")}},
-                    actor=actor_from_request(request), reason=form.cleaned_data["reason"], now=timezone.now(),
+                    actor=actor_from_request(request),
+                    reason=form.cleaned_data["reason"],
+                    now=timezone.now(),
                 )
             except DomainError as exc:
                 _form_errors(form, exc)
             else:
-                messages.success(request, f"Change #{change.pk} requested; it takes effect when another person approves it.")
+                messages.success(
+                    request, f"Change #{change.pk} requested; it takes effect when another person approves it."
+                )
                 return redirect("admin:backoffice_changerequest_change", change.pk)
-        context = {**self.admin_site.each_context(request), "title": f"Propose a change to {key}",
-                   "definition": definition, "form": form, "opts": self.model._meta}
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Propose a change to {key}",
+            "definition": definition,
+            "form": form,
+            "opts": self.model._meta,
+        }
         return TemplateResponse(request, "admin/backoffice/propose_change.html", context)
 
 
@@ -147,13 +176,33 @@ class DecisionForm(forms.Form):
 
 @admin.register(ChangeRequest)
 class ChangeRequestAdmin(ReadOnlyAdmin):
-    list_display = ("id", "summary", "status", "requested_by", "requested_at", "expires_at", "approvals_given",
-                    "required_approvals")
+    list_display = (
+        "id",
+        "summary",
+        "status",
+        "requested_by",
+        "requested_at",
+        "expires_at",
+        "approvals_given",
+        "required_approvals",
+    )
     list_filter = ("status", "action")
     search_fields = ("summary", "reason", "requested_by__username")
     list_select_related = ("requested_by",)
-    readonly_fields = ("action", "summary", "payload", "reason", "requested_by", "requested_at", "expires_at",
-                       "required_approvals", "status", "decided_at", "result", "decisions")
+    readonly_fields = (
+        "action",
+        "summary",
+        "payload",
+        "reason",
+        "requested_by",
+        "requested_at",
+        "expires_at",
+        "required_approvals",
+        "status",
+        "decided_at",
+        "result",
+        "decisions",
+    )
     fields = readonly_fields
     change_form_template = "admin/backoffice/changerequest_change.html"
 
@@ -166,8 +215,10 @@ class ChangeRequestAdmin(ReadOnlyAdmin):
 
     @admin.display(description="decisions")
     def decisions(self, change):
-        rows = [f"{a.decided_at:%Y-%m-%d %H:%M} {a.approver}: {a.get_decision_display()} — {a.reason}"
-                for a in change.approvals.select_related("approver").order_by("decided_at")]
+        rows = [
+            f"{a.decided_at:%Y-%m-%d %H:%M} {a.approver}: {a.get_decision_display()} — {a.reason}"
+            for a in change.approvals.select_related("approver").order_by("decided_at")
+        ]
         return format_html("<pre style='margin:0'>{}</pre>", "\n".join(rows) or "none yet")
 
     def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
@@ -181,7 +232,9 @@ class ChangeRequestAdmin(ReadOnlyAdmin):
         form = DecisionForm(request.POST)
         form.is_valid()
         reason = form.cleaned_data.get("reason", "")
-        service = {"approve": approvals.approve_change, "reject": approvals.reject_change}.get(request.POST.get("decision"))
+        service = {"approve": approvals.approve_change, "reject": approvals.reject_change}.get(
+            request.POST.get("decision")
+        )
         try:
             if request.POST.get("decision") == "cancel":
                 approvals.cancel_change(change_request=change, actor=actor_from_request(request), now=timezone.now())
@@ -209,8 +262,9 @@ class ApiClientAdmin(ReadOnlyAdmin):
     @admin.action(description="Revoke the selected clients' tokens", permissions=["revoke"])
     def revoke(self, request, queryset):
         for client in queryset:
-            api_clients.revoke_api_client(client=client, actor=actor_from_request(request),
-                                          reason="revoked in the admin", now=timezone.now())
+            api_clients.revoke_api_client(
+                client=client, actor=actor_from_request(request), reason="revoked in the admin", now=timezone.now()
+            )
         messages.success(request, f"Revoked {queryset.count()} client(s).")
 
     def has_revoke_permission(self, request):

@@ -19,6 +19,8 @@ from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig
 from django.http import Http404, JsonResponse
 from django.urls import re_path
+from django.utils import timezone
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import exceptions, permissions
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.parsers import BaseParser
@@ -135,10 +137,23 @@ class ApiTokenAuthentication(BaseAuthentication):
         client = api_clients.client_for_token(token.strip())
         if client is None:
             raise exceptions.AuthenticationFailed("The token is not valid or has been revoked.")
+        api_clients.note_use(client, now=timezone.now())
         return client, client
 
     def authenticate_header(self, request):
         return 'Bearer realm="api"'
+
+
+class ApiTokenScheme(OpenApiAuthenticationExtension):
+    target_class = ApiTokenAuthentication
+    name = "BearerToken"
+
+    def get_security_definition(self, auto_schema):
+        return {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "an API client's token (manage.py create_api_client)",
+        }
 
 
 def has_scope(scope: str) -> type[permissions.BasePermission]:
@@ -256,7 +271,9 @@ def decode_object(request, struct: type[Item]):
         return msgspec.json.decode(body, type=struct)
     except msgspec.ValidationError as exc:
         field, message = _describe(exc)
-        raise ApiError("invalid_request", "The request is invalid.", details=[{"field": field, "message": message}]) from None
+        raise ApiError(
+            "invalid_request", "The request is invalid.", details=[{"field": field, "message": message}]
+        ) from None
     except msgspec.DecodeError as exc:
         raise ApiError("invalid_json", f"The body is not valid JSON: {exc}") from None
 
@@ -267,16 +284,20 @@ _ID = re.compile(ID_PATTERN)
 def path_id(value: str, field: str) -> str:
     """An ID taken from the URL, checked like IDs in bodies."""
     if not _ID.match(value):
-        raise ApiError("invalid_request", "The ID in the path is invalid.",
-                       details=[{"field": field, "message": "Expected an ID of 1–64 [A-Za-z0-9._:-]"}])
+        raise ApiError(
+            "invalid_request",
+            "The ID in the path is invalid.",
+            details=[{"field": field, "message": "Expected an ID of 1–64 [A-Za-z0-9._:-]"}],
+        )
     return value
 
 
 def field_errors(errors: list[tuple[str, str]]) -> None:
     """Raise a 400 for (field, message) pairs found by checks after decoding, if there are any."""
     if errors:
-        raise ApiError("invalid_request", "The request is invalid.",
-                       details=[{"field": f, "message": m} for f, m in errors])
+        raise ApiError(
+            "invalid_request", "The request is invalid.", details=[{"field": f, "message": m} for f, m in errors]
+        )
 
 
 def _check_size(count: int) -> None:
@@ -319,8 +340,9 @@ def _duplicate_errors(items: list, spec: ItemSpec) -> list[dict]:
             continue
         key = spec.key(item)
         if key in seen:
-            errors.append({"index": index, "field": spec.key_field,
-                           "message": f"duplicate of item {seen[key]} in this batch"})
+            errors.append(
+                {"index": index, "field": spec.key_field, "message": f"duplicate of item {seen[key]} in this batch"}
+            )
         else:
             seen[key] = index
     return errors

@@ -6,7 +6,7 @@ API request without adding safety against guessing).
 
 import hashlib
 import secrets
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.db import transaction
 
@@ -40,6 +40,13 @@ def client_for_token(token: str) -> ApiClient | None:
     return ApiClient.objects.filter(token_hash=hash_token(token), revoked_at__isnull=True).first()
 
 
+def note_use(client: ApiClient, *, now: datetime) -> None:
+    """Keep last_used_at roughly current (at most one write a minute per client; usage, not a state change)."""
+    if client.last_used_at is None or now - client.last_used_at > timedelta(minutes=1):
+        ApiClient.objects.filter(pk=client.pk).update(last_used_at=now)
+        client.last_used_at = now
+
+
 @transaction.atomic
 def create_api_client(*, name: str, scopes: list[str], actor: audit.Actor, now: datetime) -> tuple[ApiClient, str]:
     """A new client and its token; the token is returned once and never stored."""
@@ -48,15 +55,20 @@ def create_api_client(*, name: str, scopes: list[str], actor: audit.Actor, now: 
         raise InvalidInput("The name must be 1–100 characters.")
     unknown = sorted(set(scopes) - set(SCOPES))
     if unknown or not scopes:
-        raise InvalidInput(f"Unknown scope(s): {', '.join(unknown)}; choose from {', '.join(SCOPES)}."
-                           if unknown else "Give at least one scope.")
+        raise InvalidInput(
+            f"Unknown scope(s): {', '.join(unknown)}; choose from {', '.join(SCOPES)}."
+            if unknown
+            else "Give at least one scope."
+        )
     if ApiClient.objects.filter(name=name).exists():
         raise NameTaken(f"An API client called {name!r} exists already.")
     token = _PREFIX + secrets.token_urlsafe(32)
-    client = ApiClient.objects.create(name=name, token_prefix=token[:10], token_hash=hash_token(token),
-                                      scopes=sorted(set(scopes)), created_at=now)
-    audit.record(actor=actor, action="api_client.create", target=client, now=now,
-                 after={"name": name, "scopes": client.scopes})
+    client = ApiClient.objects.create(
+        name=name, token_prefix=token[:10], token_hash=hash_token(token), scopes=sorted(set(scopes)), created_at=now
+    )
+    audit.record(
+        actor=actor, action="api_client.create", target=client, now=now, after={"name": name, "scopes": client.scopes}
+    )
     return client, token
 
 
@@ -65,7 +77,14 @@ def revoke_api_client(*, client: ApiClient, actor: audit.Actor, reason: str, now
     """Revoke a client's token at once; idempotent."""
     updated = ApiClient.objects.filter(pk=client.pk, revoked_at__isnull=True).update(revoked_at=now)
     if updated:
-        audit.record(actor=actor, action="api_client.revoke", target=client, now=now,
-                     before={"revoked_at": None}, after={"revoked_at": now}, reason=reason)
+        audit.record(
+            actor=actor,
+            action="api_client.revoke",
+            target=client,
+            now=now,
+            before={"revoked_at": None},
+            after={"revoked_at": now},
+            reason=reason,
+        )
     client.refresh_from_db(fields=["revoked_at"])
     return client

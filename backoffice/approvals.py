@@ -102,9 +102,14 @@ def request_change(*, action: str, payload: dict, actor: audit.Actor, reason: st
         expires_at=now + timedelta(hours=parameters.param("maker_checker.request_expiry_hours", at=now)),
         required_approvals=max(1, change_action.approvals_needed(clean)),
     )
-    audit.record(actor=actor, action="change_request.open", target=change, now=now,
-                 after={"action": action, "payload": change.payload, "required_approvals": change.required_approvals},
-                 reason=reason)
+    audit.record(
+        actor=actor,
+        action="change_request.open",
+        target=change,
+        now=now,
+        after={"action": action, "payload": change.payload, "required_approvals": change.required_approvals},
+        reason=reason,
+    )
     return change
 
 
@@ -123,9 +128,14 @@ def approve_change(*, change_request: ChangeRequest, actor: audit.Actor, reason:
     if change.approvals.filter(decision=ChangeApproval.Decision.APPROVE).count() >= change.required_approvals:
         result = change_action.apply(payload=change.payload, change_request=change, actor=actor, now=now)
         _close(change, ChangeRequest.Status.APPLIED, now, result=audit.jsonable(result))
-        audit.record(actor=actor, action="change_request.apply", target=change, now=now,
-                     before={"status": ChangeRequest.Status.PENDING},
-                     after={"status": change.status, "result": change.result})
+        audit.record(
+            actor=actor,
+            action="change_request.apply",
+            target=change,
+            now=now,
+            before={"status": ChangeRequest.Status.PENDING},
+            after={"status": change.status, "result": change.result},
+        )
     return change
 
 
@@ -140,8 +150,15 @@ def reject_change(*, change_request: ChangeRequest, actor: audit.Actor, reason: 
         raise InvalidInput("Give a reason for the rejection.", details=[{"field": "reason", "message": "required"}])
     _save_decision(change, actor, ChangeApproval.Decision.REJECT, reason, now)
     _close(change, ChangeRequest.Status.REJECTED, now)
-    audit.record(actor=actor, action="change_request.reject", target=change, now=now,
-                 before={"status": ChangeRequest.Status.PENDING}, after={"status": change.status}, reason=reason)
+    audit.record(
+        actor=actor,
+        action="change_request.reject",
+        target=change,
+        now=now,
+        before={"status": ChangeRequest.Status.PENDING},
+        after={"status": change.status},
+        reason=reason,
+    )
     return change
 
 
@@ -152,15 +169,23 @@ def cancel_change(*, change_request: ChangeRequest, actor: audit.Actor, now: dat
     if actor.user is None or actor.user.pk != change.requested_by_id:
         raise NotAllowed("Only the person who requested a change can cancel it.")
     _close(change, ChangeRequest.Status.CANCELLED, now)
-    audit.record(actor=actor, action="change_request.cancel", target=change, now=now,
-                 before={"status": ChangeRequest.Status.PENDING}, after={"status": change.status})
+    audit.record(
+        actor=actor,
+        action="change_request.cancel",
+        target=change,
+        now=now,
+        before={"status": ChangeRequest.Status.PENDING},
+        after={"status": change.status},
+    )
     return change
 
 
 def expire_change_requests(*, now: datetime) -> int:
     """Close every pending request past its expiry; returns how many were closed."""
     expired_ids = list(
-        ChangeRequest.objects.filter(status=ChangeRequest.Status.PENDING, expires_at__lte=now).values_list("pk", flat=True)
+        ChangeRequest.objects.filter(status=ChangeRequest.Status.PENDING, expires_at__lte=now).values_list(
+            "pk", flat=True
+        )
     )
     return sum(_expire_one(pk, now=now) for pk in expired_ids)
 
@@ -172,9 +197,14 @@ def _expire_one(pk: int, *, now: datetime) -> int:
         status=ChangeRequest.Status.EXPIRED, decided_at=now
     )
     if updated:
-        audit.record(actor=audit.Actor.system("expire_change_requests"), action="change_request.expire",
-                     target=("backoffice.changerequest", pk), now=now,
-                     before={"status": ChangeRequest.Status.PENDING}, after={"status": ChangeRequest.Status.EXPIRED})
+        audit.record(
+            actor=audit.Actor.system("expire_change_requests"),
+            action="change_request.expire",
+            target=("backoffice.changerequest", pk),
+            now=now,
+            before={"status": ChangeRequest.Status.PENDING},
+            after={"status": ChangeRequest.Status.EXPIRED},
+        )
     return updated
 
 
@@ -194,8 +224,12 @@ def _save_decision(change, actor, decision, reason, now) -> None:
     try:
         with transaction.atomic():
             ChangeApproval.objects.create(
-                change_request=change, requested_by_id=change.requested_by_id, approver=actor.user,
-                decision=decision, reason=reason, decided_at=now,
+                change_request=change,
+                requested_by_id=change.requested_by_id,
+                approver=actor.user,
+                decision=decision,
+                reason=reason,
+                decided_at=now,
             )
     except IntegrityError as exc:  # the database's four-eyes and once-per-person constraints
         raise SelfApproval("The database refused this approval (four-eyes rule).") from exc

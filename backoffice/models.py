@@ -17,7 +17,11 @@ class OperationsLogEntry(models.Model):
     actor_type = models.CharField(max_length=8, choices=ActorType)
     # No database FK: rows must survive (unchanged) whatever happens to the user they name.
     actor_user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.DO_NOTHING, db_constraint=False,
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
         related_name="+",
     )
     actor = models.CharField(max_length=150, db_index=True, help_text="username, API client name or task")

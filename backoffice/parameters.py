@@ -117,7 +117,9 @@ def _bump_generation() -> None:
 def _load_series() -> dict[tuple[str, str], _Series]:
     kinds = dict(ParameterDefinition.objects.values_list("key", "kind"))
     grouped: dict[tuple[str, str], list[tuple[datetime, object]]] = {}
-    rows = ParameterValue.objects.order_by("effective_from").values_list("definition_id", "scope", "value", "effective_from")
+    rows = ParameterValue.objects.order_by("effective_from").values_list(
+        "definition_id", "scope", "value", "effective_from"
+    )
     for key, scope, raw, effective_from in rows:
         grouped.setdefault((key, scope), []).append((effective_from, typed(kinds[key], raw)))
     return {k: _Series(tuple(s for s, _ in v), tuple(x for _, x in v)) for k, v in grouped.items()}
@@ -169,22 +171,32 @@ def _validate_change(payload: dict) -> dict:
     try:
         definition = ParameterDefinition.objects.get(pk=payload.get("key"))
     except ParameterDefinition.DoesNotExist:
-        raise InvalidInput("There is no such risk parameter.", details=[{"field": "key", "message": "unknown"}]) from None
+        raise InvalidInput(
+            "There is no such risk parameter.", details=[{"field": "key", "message": "unknown"}]
+        ) from None
     scope = str(payload.get("scope") or "").strip().upper()
     if scope and not definition.scoped:
-        raise InvalidInput("This parameter cannot be set per symbol or asset.",
-                           details=[{"field": "scope", "message": "not scoped"}])
+        raise InvalidInput(
+            "This parameter cannot be set per symbol or asset.", details=[{"field": "scope", "message": "not scoped"}]
+        )
     effective_from = payload.get("effective_from") or None
     if isinstance(effective_from, str):
         try:
             effective_from = datetime.fromisoformat(effective_from)
         except ValueError:
-            raise InvalidInput("effective_from must be an ISO 8601 time.",
-                               details=[{"field": "effective_from", "message": "invalid"}]) from None
+            raise InvalidInput(
+                "effective_from must be an ISO 8601 time.", details=[{"field": "effective_from", "message": "invalid"}]
+            ) from None
     if effective_from is not None and effective_from.tzinfo is None:
-        raise InvalidInput("effective_from needs a time zone.", details=[{"field": "effective_from", "message": "naive"}])
-    return {"key": definition.key, "scope": scope, "value": validate_value(definition, payload.get("value")),
-            "effective_from": effective_from}
+        raise InvalidInput(
+            "effective_from needs a time zone.", details=[{"field": "effective_from", "message": "naive"}]
+        )
+    return {
+        "key": definition.key,
+        "scope": scope,
+        "value": validate_value(definition, payload.get("value")),
+        "effective_from": effective_from,
+    }
 
 
 def _describe_change(payload: dict) -> str:
@@ -198,22 +210,39 @@ def _apply_change(*, payload: dict, change_request, actor: audit.Actor, now: dat
     effective_from = max(effective_from, now)  # a change never rewrites the past
     previous = current_value(payload["key"], scope=payload["scope"])
     value = ParameterValue.objects.create(
-        definition_id=payload["key"], scope=payload["scope"], value=payload["value"],
-        effective_from=effective_from, created_at=now, change_request=change_request,
+        definition_id=payload["key"],
+        scope=payload["scope"],
+        value=payload["value"],
+        effective_from=effective_from,
+        created_at=now,
+        change_request=change_request,
     )
-    audit.record(actor=actor, action="risk_parameter.set", target=value, now=now,
-                 before={"key": payload["key"], "scope": payload["scope"], "value": previous},
-                 after={"key": payload["key"], "scope": payload["scope"], "value": value.value,
-                        "effective_from": effective_from},
-                 reason=change_request.reason)
+    audit.record(
+        actor=actor,
+        action="risk_parameter.set",
+        target=value,
+        now=now,
+        before={"key": payload["key"], "scope": payload["scope"], "value": previous},
+        after={
+            "key": payload["key"],
+            "scope": payload["scope"],
+            "value": value.value,
+            "effective_from": effective_from,
+        },
+        reason=change_request.reason,
+    )
     _note_change()
     return {"parameter_value_id": value.pk, "effective_from": effective_from}
 
 
 def current_value(key: str, *, scope: str = "") -> str | None:
     """The stored text in force now for exactly this (key, scope), or None."""
-    row = (ParameterValue.objects.filter(definition_id=key, scope=scope, effective_from__lte=timezone.now())
-           .order_by("-effective_from").values_list("value", flat=True).first())
+    row = (
+        ParameterValue.objects.filter(definition_id=key, scope=scope, effective_from__lte=timezone.now())
+        .order_by("-effective_from")
+        .values_list("value", flat=True)
+        .first()
+    )
     return row
 
 

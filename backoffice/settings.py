@@ -197,7 +197,7 @@ SPECTACULAR_SETTINGS = {
     "TITLE": "Exchange back office — matching-engine API",
     "DESCRIPTION": (
         "Version 1 of the API the matching engine uses to push reference data and events and to read "
-        "decisions. Amounts are decimal strings; errors are {\"error\": {\"code\", \"message\", \"details\"}}."
+        'decisions. Amounts are decimal strings; errors are {"error": {"code", "message", "details"}}.'
     ),
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
@@ -206,10 +206,11 @@ SPECTACULAR_SETTINGS = {
     "SCHEMA_PATH_PREFIX": r"/api/v1",
     "COMPONENT_SPLIT_REQUEST": True,
     "DISABLE_ERRORS_AND_WARNINGS": False,
-    "APPEND_COMPONENTS": {
-        "securitySchemes": {"BearerToken": {"type": "http", "scheme": "bearer"}},
-    },
-    "SECURITY": [{"BearerToken": []}],
+    "OAS_VERSION": "3.1.0",
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "backoffice.api.add_struct_components",
+    ],
 }
 
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", REDIS_URL)
@@ -229,10 +230,11 @@ CELERY_BEAT_SCHEDULE = {
     "verify-audit-log": {"task": "backoffice.tasks.verify_audit_log", "schedule": crontab(hour=1, minute=30)},
 }
 
-# Outbound e-mail. The console mailer is the default so nothing leaves a development machine.
+# Outbound e-mail: SMTP in production; the console mailer under DEBUG so nothing leaves a development machine.
+DEFAULT_SMTP = "django.core.mail.backends.smtp.EmailBackend"
 MAILERS = {
     "default": {
-        "BACKEND": env("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend"),
+        "BACKEND": env("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend" if DEBUG else DEFAULT_SMTP),
         "OPTIONS": {
             key: value
             for key, value in {

@@ -32,8 +32,10 @@ def fail(message: str) -> int:
 def _db_parts():
     parts = urlsplit(DATABASE_URL)
     return {
-        "host": parts.hostname or "127.0.0.1", "port": parts.port or 5432,
-        "user": unquote(parts.username or ""), "password": unquote(parts.password or ""),
+        "host": parts.hostname or "127.0.0.1",
+        "port": parts.port or 5432,
+        "user": unquote(parts.username or ""),
+        "password": unquote(parts.password or ""),
         "dbname": unquote(parts.path.lstrip("/")),
     }
 
@@ -46,8 +48,10 @@ def check_postgres() -> str | None:
         psycopg2.connect(**{**db, "dbname": "postgres"}, connect_timeout=3).close()
     except psycopg2.OperationalError as exc:
         reason = str(exc).strip().splitlines()[0]
-        return (f"PostgreSQL is not reachable at {db['host']}:{db['port']} ({reason}); start it "
-                f"(e.g. `pg_ctlcluster 15 main start` or `docker compose up -d postgres`) or set DATABASE_URL")
+        return (
+            f"PostgreSQL is not reachable at {db['host']}:{db['port']} ({reason}); start it "
+            f"(e.g. `pg_ctlcluster 15 main start` or `docker compose up -d postgres`) or set DATABASE_URL"
+        )
     return None
 
 
@@ -59,8 +63,10 @@ def check_redis() -> str | None:
             sock.sendall(b"PING\r\n")
             reply = sock.recv(64)
     except OSError as exc:
-        return (f"Redis is not reachable at {host}:{port} ({exc.strerror or exc}); start it "
-                f"(e.g. `redis-server --daemonize yes` or `docker compose up -d redis`) or set REDIS_URL")
+        return (
+            f"Redis is not reachable at {host}:{port} ({exc.strerror or exc}); start it "
+            f"(e.g. `redis-server --daemonize yes` or `docker compose up -d redis`) or set REDIS_URL"
+        )
     if not reply.startswith((b"+PONG", b"-NOAUTH")):
         return f"Redis at {host}:{port} answered {reply[:30]!r} instead of PONG"
     return None

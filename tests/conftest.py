@@ -36,3 +36,18 @@ def second_risk_officer(db):
 @pytest.fixture
 def auditor(db):
     return factories.make_staff(roles=("auditor",), username="aude")
+
+
+@pytest.fixture
+def login(client):
+    """Log a staff user in with both factors already checked (the login flow has its own tests)."""
+    from accounts.staff_auth import SECOND_FACTOR_SESSION_KEY
+
+    def log_in(user):
+        client.force_login(user)
+        session = client.session
+        session[SECOND_FACTOR_SESSION_KEY] = factories.NOW.isoformat()
+        session.save()
+        return client
+
+    return log_in

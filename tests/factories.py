@@ -15,8 +15,14 @@ SYSTEM = Actor.system("tests")
 _serial = count(1)
 
 
-def make_staff(*, roles: tuple[str, ...] = (), perms: tuple[str, ...] = (), username: str | None = None,
-               password: str = "correct horse battery staple", enrolled: bool = True) -> User:
+def make_staff(
+    *,
+    roles: tuple[str, ...] = (),
+    perms: tuple[str, ...] = (),
+    username: str | None = None,
+    password: str = "correct horse battery staple",
+    enrolled: bool = True,
+) -> User:
     n = next(_serial)
     user = User.objects.create_user(username=username or f"staff{n}", password=password, is_staff=True)
     if enrolled:
@@ -34,8 +40,14 @@ def make_staff(*, roles: tuple[str, ...] = (), perms: tuple[str, ...] = (), user
 def make_customer(**fields) -> Customer:
     n = next(_serial)
     defaults = {
-        "external_id": f"C{n}", "type": Customer.Type.INDIVIDUAL, "name": f"Customer {n}", "country": "DE",
-        "email": f"c{n}@example.com", "phone": "+49 30 1234567", "created_at": NOW, "updated_at": NOW,
+        "external_id": f"C{n}",
+        "type": Customer.Type.INDIVIDUAL,
+        "name": f"Customer {n}",
+        "country": "DE",
+        "email": f"c{n}@example.com",
+        "phone": "+49 30 1234567",
+        "created_at": NOW,
+        "updated_at": NOW,
     }
     return Customer.objects.create(**(defaults | fields))
 
@@ -48,5 +60,6 @@ def make_account(*, customer: Customer | None = None, **fields) -> Account:
 
 def make_api_client(*, scopes: tuple[str, ...] = api_clients.DEFAULT_SCOPES, name: str | None = None):
     """An API client and its bearer token."""
-    return api_clients.create_api_client(name=name or f"engine-{next(_serial)}", scopes=list(scopes),
-                                         actor=SYSTEM, now=NOW)
+    return api_clients.create_api_client(
+        name=name or f"engine-{next(_serial)}", scopes=list(scopes), actor=SYSTEM, now=NOW
+    )

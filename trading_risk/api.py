@@ -1,6 +1,6 @@
 """Reference data from the exchange: instruments and prices."""
 
-from typing import Annotated, Literal
+from typing import Literal
 
 import msgspec
 from django.utils import timezone
@@ -53,8 +53,11 @@ class PriceIn(Item):
 
 def instrument_out(instrument: Instrument) -> dict:
     return {
-        "symbol": instrument.symbol, "kind": instrument.kind.lower(), "base": instrument.base,
-        "quote": instrument.quote, "listed_at": instrument.listed_at.isoformat(),
+        "symbol": instrument.symbol,
+        "kind": instrument.kind.lower(),
+        "base": instrument.base,
+        "quote": instrument.quote,
+        "listed_at": instrument.listed_at.isoformat(),
         "expires_at": instrument.expires_at.isoformat() if instrument.expires_at else None,
     }
 
@@ -62,16 +65,25 @@ def instrument_out(instrument: Instrument) -> dict:
 class PutInstrumentApi(APIView):
     permission_classes = [has_scope("reference")]
 
-    @extend_schema(request=struct_schema(InstrumentIn), responses={200: dict, 201: dict, **STANDARD_ERRORS},
-                   summary="Create or update an instrument; listed_at starts the new-listing price band")
+    @extend_schema(
+        request=struct_schema(InstrumentIn),
+        responses={200: dict, 201: dict, **STANDARD_ERRORS},
+        summary="Create or update an instrument; listed_at starts the new-listing price band",
+    )
     def put(self, request, symbol):
         symbol = _path_symbol(symbol)
         body = decode_object(request, InstrumentIn)
-        data = services.InstrumentData(kind=body.kind.upper(), base=body.base, quote=body.quote,
-                                       listed_at=body.listed_at, expires_at=body.expires_at)
+        data = services.InstrumentData(
+            kind=body.kind.upper(),
+            base=body.base,
+            quote=body.quote,
+            listed_at=body.listed_at,
+            expires_at=body.expires_at,
+        )
         field_errors(services.check_instrument(data))
-        instrument, created = services.upsert_instrument(symbol=symbol, data=data, actor=actor_from_request(request),
-                                                         now=timezone.now())
+        instrument, created = services.upsert_instrument(
+            symbol=symbol, data=data, actor=actor_from_request(request), now=timezone.now()
+        )
         return Response(instrument_out(instrument), status=201 if created else 200)
 
 
@@ -79,8 +91,11 @@ def _path_symbol(value: str) -> str:
     try:
         return _SYMBOL.decode(msgspec.json.encode(value))
     except msgspec.ValidationError:
-        raise ApiError("invalid_request", "The symbol in the path is invalid.",
-                       details=[{"field": "symbol", "message": "Expected an upper-case symbol"}]) from None
+        raise ApiError(
+            "invalid_request",
+            "The symbol in the path is invalid.",
+            details=[{"field": "symbol", "message": "Expected an upper-case symbol"}],
+        ) from None
 
 
 def _price_errors(item: PriceIn):
@@ -104,13 +119,20 @@ PRICE_SPEC = ItemSpec(struct=PriceIn, key=lambda p: (p.asset, p.symbol, p.at), k
 class PostPricesApi(APIView):
     permission_classes = [has_scope("reference")]
 
-    @extend_schema(request=struct_schema(PriceIn, many=True), responses={200: BATCH_RESULT_SCHEMA, **STANDARD_ERRORS},
-                   summary="Reference prices: assets in USD, and instruments' index and mark prices")
+    @extend_schema(
+        request=struct_schema(PriceIn, many=True),
+        responses={200: BATCH_RESULT_SCHEMA, **STANDARD_ERRORS},
+        summary="Reference prices: assets in USD, and instruments' index and mark prices",
+    )
     def post(self, request):
         items = decode_batch(request, PRICE_SPEC)
         asset_prices, instrument_prices = _split_prices(items)
-        accepted, duplicates = services.record_prices(asset_prices=asset_prices, instrument_prices=instrument_prices,
-                                                      actor=actor_from_request(request), now=timezone.now())
+        accepted, duplicates = services.record_prices(
+            asset_prices=asset_prices,
+            instrument_prices=instrument_prices,
+            actor=actor_from_request(request),
+            now=timezone.now(),
+        )
         return Response({"accepted": accepted, "duplicates": duplicates})
 
 
@@ -120,10 +142,18 @@ def _split_prices(items: list[PriceIn]):
         if p.asset is not None:
             assets.append((i, services.AssetPriceIn(p.asset, decimal(p.usd), p.at)))
         else:
-            instruments.append((i, services.InstrumentPriceIn(p.symbol, decimal(p.index_price), decimal(p.mark_price), p.at)))
+            instruments.append(
+                (i, services.InstrumentPriceIn(p.symbol, decimal(p.index_price), decimal(p.mark_price), p.at))
+            )
     unknown = services.unknown_symbols({p.symbol for _, p in instruments})
     if unknown:
-        raise ApiError("invalid_request", "Prices for unknown instruments; nothing was stored.",
-                       details=[{"index": i, "field": "symbol", "message": "unknown instrument"}
-                                for i, p in instruments if p.symbol in unknown])
+        raise ApiError(
+            "invalid_request",
+            "Prices for unknown instruments; nothing was stored.",
+            details=[
+                {"index": i, "field": "symbol", "message": "unknown instrument"}
+                for i, p in instruments
+                if p.symbol in unknown
+            ],
+        )
     return assets, instruments

@@ -20,8 +20,7 @@ def usd_price(asset: str, *, at: datetime) -> Decimal | None:
     """The latest reference price of `asset` in USD at or before `at`, or None."""
     if asset == "USD":
         return Decimal(1)
-    return (AssetPrice.objects.filter(asset=asset, at__lte=at).order_by("-at")
-            .values_list("usd", flat=True).first())
+    return AssetPrice.objects.filter(asset=asset, at__lte=at).order_by("-at").values_list("usd", flat=True).first()
 
 
 def btc_equivalent(asset: str, amount: Decimal, *, at: datetime) -> Decimal:

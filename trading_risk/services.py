@@ -45,7 +45,9 @@ class InstrumentPriceIn:
 
 
 @transaction.atomic
-def upsert_instrument(*, symbol: str, data: InstrumentData, actor: audit.Actor, now: datetime) -> tuple[Instrument, bool]:
+def upsert_instrument(
+    *, symbol: str, data: InstrumentData, actor: audit.Actor, now: datetime
+) -> tuple[Instrument, bool]:
     """Create or update an instrument; returns (instrument, created). Unchanged data writes nothing."""
     instrument = Instrument.objects.select_for_update(no_key=True).filter(symbol=symbol).first()
     before = audit.snapshot(instrument, INSTRUMENT_FIELDS) if instrument else None
@@ -58,15 +60,24 @@ def upsert_instrument(*, symbol: str, data: InstrumentData, actor: audit.Actor, 
         return instrument, False
     instrument.updated_at = now
     instrument.save()
-    audit.record(actor=actor, action="instrument.create" if before is None else "instrument.update",
-                 target=instrument, now=now, before=before, after=after)
+    audit.record(
+        actor=actor,
+        action="instrument.create" if before is None else "instrument.update",
+        target=instrument,
+        now=now,
+        before=before,
+        after=after,
+    )
     return instrument, before is None
 
 
 @transaction.atomic
 def record_prices(
-    *, asset_prices: list[tuple[int, AssetPriceIn]], instrument_prices: list[tuple[int, InstrumentPriceIn]],
-    actor: audit.Actor, now: datetime,
+    *,
+    asset_prices: list[tuple[int, AssetPriceIn]],
+    instrument_prices: list[tuple[int, InstrumentPriceIn]],
+    actor: audit.Actor,
+    now: datetime,
 ) -> tuple[int, int]:
     """Store a batch of reference prices (each item with its batch index); returns (accepted, duplicates).
 
@@ -76,27 +87,46 @@ def record_prices(
     instrument_ids = _instrument_ids([p for _, p in instrument_prices])
     asset_rows = [(p.asset, p.at, p.usd, now) for _, p in asset_prices]
     instrument_rows = [(instrument_ids[p.symbol], p.at, p.index_price, p.mark_price, now) for _, p in instrument_prices]
-    assets = insert_idempotent(table=AssetPrice._meta.db_table, columns=("asset", "at", "usd", "received_at"),
-                               rows=asset_rows, key_size=2, compare=(2,))
+    assets = insert_idempotent(
+        table=AssetPrice._meta.db_table,
+        columns=("asset", "at", "usd", "received_at"),
+        rows=asset_rows,
+        key_size=2,
+        compare=(2,),
+    )
     instruments = insert_idempotent(
         table=InstrumentPrice._meta.db_table,
         columns=("instrument_id", "at", "index_price", "mark_price", "received_at"),
-        rows=instrument_rows, key_size=2, compare=(2, 3),
+        rows=instrument_rows,
+        key_size=2,
+        compare=(2, 3),
     )
-    conflicts = [asset_prices[i][0] for i in assets.conflicts] + [instrument_prices[i][0] for i in instruments.conflicts]
+    conflicts = [asset_prices[i][0] for i in assets.conflicts] + [
+        instrument_prices[i][0] for i in instruments.conflicts
+    ]
     if conflicts:
         raise PriceConflict(
             f"{len(conflicts)} price(s) were already received with a different value; nothing was stored.",
-            details=[{"index": i, "field": "at", "message": "already received with a different value"}
-                     for i in sorted(conflicts)],
+            details=[
+                {"index": i, "field": "at", "message": "already received with a different value"}
+                for i in sorted(conflicts)
+            ],
         )
     accepted = assets.inserted + instruments.inserted
     duplicates = len(assets.duplicates) + len(instruments.duplicates)
     if accepted:
-        audit.record(actor=actor, action="prices.ingest", target=("trading_risk.price_batch", now.isoformat()),
-                     now=now, after={"accepted": accepted, "duplicates": duplicates,
-                                     "assets": sorted({p.asset for _, p in asset_prices}),
-                                     "symbols": sorted(instrument_ids)})
+        audit.record(
+            actor=actor,
+            action="prices.ingest",
+            target=("trading_risk.price_batch", now.isoformat()),
+            now=now,
+            after={
+                "accepted": accepted,
+                "duplicates": duplicates,
+                "assets": sorted({p.asset for _, p in asset_prices}),
+                "symbols": sorted(instrument_ids),
+            },
+        )
     return accepted, duplicates
 
 
@@ -122,4 +152,3 @@ def check_instrument(data: InstrumentData) -> list[tuple[str, str]]:
     if data.base == data.quote:
         errors.append(("quote", "must differ from base"))
     return errors
-

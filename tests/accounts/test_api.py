@@ -13,8 +13,15 @@ def put(client, path, body):
 
 
 def customer(**fields):
-    return {"type": "individual", "name": "Ada Lovelace", "country": "GB", "email": "ada@example.com",
-            "phone": "+44 20 7946 0000", "date_of_birth": "1990-12-10", **fields}
+    return {
+        "type": "individual",
+        "name": "Ada Lovelace",
+        "country": "GB",
+        "email": "ada@example.com",
+        "phone": "+44 20 7946 0000",
+        "date_of_birth": "1990-12-10",
+        **fields,
+    }
 
 
 @pytest.fixture

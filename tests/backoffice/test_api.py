@@ -148,8 +148,10 @@ class TestBatchValidation:
         assert not AssetPrice.objects.exists()
 
     def test_lists_every_bad_item(self, engine):
-        items = [price(usd="x", at=f"2026-03-02T12:0{i}:00Z") if i % 2 else price(at=f"2026-03-02T12:0{i}:00Z")
-                 for i in range(6)]
+        items = [
+            price(usd="x", at=f"2026-03-02T12:0{i}:00Z") if i % 2 else price(at=f"2026-03-02T12:0{i}:00Z")
+            for i in range(6)
+        ]
 
         response = post(engine, items)
 
@@ -159,13 +161,20 @@ class TestBatchValidation:
         response = post(engine, [price(), price(usd="2")])
 
         assert response.status_code == 400
-        assert error(response)["details"] == [{"index": 1, "field": "at", "message": "duplicate of item 0 in this batch"}]
+        assert error(response)["details"] == [
+            {"index": 1, "field": "at", "message": "duplicate of item 0 in this batch"}
+        ]
 
     @pytest.mark.parametrize(
         ("body", "code"),
-        [(b"{not json", "invalid_json"), (b"", "invalid_json"), (b'{"asset": "BTC"}', "invalid_request"),
-         (b"[]", "invalid_request"), (b'[{"asset":"BTC","usd":"1","at":"2026-03-02T12:00:00Z",}]', "invalid_json"),
-         (b"[NaN]", "invalid_json")],
+        [
+            (b"{not json", "invalid_json"),
+            (b"", "invalid_json"),
+            (b'{"asset": "BTC"}', "invalid_request"),
+            (b"[]", "invalid_request"),
+            (b'[{"asset":"BTC","usd":"1","at":"2026-03-02T12:00:00Z",}]', "invalid_json"),
+            (b"[NaN]", "invalid_json"),
+        ],
     )
     def test_refuses_malformed_bodies(self, engine, body, code):
         response = post(engine, body)

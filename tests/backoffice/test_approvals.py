@@ -20,11 +20,18 @@ def _apply(*, payload, change_request, actor, now):
     return {"applied": payload["n"]}
 
 
-approvals.register(approvals.ChangeAction(
-    code=TWO_APPROVERS, label="test", request_permission="backoffice.request_change",
-    approve_permission="backoffice.approve_parameter_change", validate=lambda p: p, apply=_apply,
-    describe=lambda p: f"test {p['n']}", approvals_needed=lambda p: 2 if p["n"] > 100 else 1,
-))
+approvals.register(
+    approvals.ChangeAction(
+        code=TWO_APPROVERS,
+        label="test",
+        request_permission="backoffice.request_change",
+        approve_permission="backoffice.approve_parameter_change",
+        validate=lambda p: p,
+        apply=_apply,
+        describe=lambda p: f"test {p['n']}",
+        approvals_needed=lambda p: 2 if p["n"] > 100 else 1,
+    )
+)
 
 
 @pytest.fixture(autouse=True)
@@ -33,8 +40,9 @@ def _reset_applied():
 
 
 def request(actor_user, n=1, *, now=NOW, action=TWO_APPROVERS):
-    return approvals.request_change(action=action, payload={"n": n}, actor=Actor.staff(actor_user),
-                                    reason="because", now=now)
+    return approvals.request_change(
+        action=action, payload={"n": n}, actor=Actor.staff(actor_user), reason="because", now=now
+    )
 
 
 def approve(change, user, *, now=NOW):
@@ -50,8 +58,9 @@ class TestRequestChange:
 
     def test_needs_a_reason(self, db, risk_officer):
         with pytest.raises(InvalidInput, match="reason"):
-            approvals.request_change(action=TWO_APPROVERS, payload={"n": 1}, actor=Actor.staff(risk_officer),
-                                     reason="  ", now=NOW)
+            approvals.request_change(
+                action=TWO_APPROVERS, payload={"n": 1}, actor=Actor.staff(risk_officer), reason="  ", now=NOW
+            )
 
     def test_needs_the_permission_to_request(self, db):
         outsider = make_staff()
@@ -118,10 +127,14 @@ class TestApproveChange:
     def test_writes_request_approval_and_application_to_the_operations_log(self, db, risk_officer, second_risk_officer):
         change = approve(request(risk_officer), second_risk_officer)
 
-        actions = list(OperationsLogEntry.objects.filter(target_id=str(change.pk)).order_by("id")
-                       .values_list("action", "actor"))
-        assert actions == [("change_request.open", "rita"), ("change_request.approve", "raj"),
-                           ("change_request.apply", "raj")]
+        actions = list(
+            OperationsLogEntry.objects.filter(target_id=str(change.pk)).order_by("id").values_list("action", "actor")
+        )
+        assert actions == [
+            ("change_request.open", "rita"),
+            ("change_request.approve", "raj"),
+            ("change_request.apply", "raj"),
+        ]
 
 
 class TestFourEyesInTheDatabase:
@@ -129,15 +142,25 @@ class TestFourEyesInTheDatabase:
         change = request(risk_officer)
 
         with pytest.raises(IntegrityError, match="change_approval_four_eyes"), transaction.atomic():
-            ChangeApproval.objects.create(change_request=change, requested_by=risk_officer, approver=risk_officer,
-                                          decision="APPROVE", decided_at=NOW)
+            ChangeApproval.objects.create(
+                change_request=change,
+                requested_by=risk_officer,
+                approver=risk_officer,
+                decision="APPROVE",
+                decided_at=NOW,
+            )
 
     def test_refuses_an_approval_row_that_misstates_the_requester(self, db, risk_officer, second_risk_officer):
         change = request(risk_officer)
 
         with pytest.raises(IntegrityError, match="change_approval_requester_matches"), transaction.atomic():
-            ChangeApproval.objects.create(change_request=change, requested_by=second_risk_officer,
-                                          approver=risk_officer, decision="APPROVE", decided_at=NOW)
+            ChangeApproval.objects.create(
+                change_request=change,
+                requested_by=second_risk_officer,
+                approver=risk_officer,
+                decision="APPROVE",
+                decided_at=NOW,
+            )
 
 
 class TestRejectAndCancel:
@@ -146,8 +169,9 @@ class TestRejectAndCancel:
 
         with pytest.raises(InvalidInput):
             approvals.reject_change(change_request=change, actor=Actor.staff(second_risk_officer), reason="", now=NOW)
-        change = approvals.reject_change(change_request=change, actor=Actor.staff(second_risk_officer),
-                                         reason="too risky", now=NOW)
+        change = approvals.reject_change(
+            change_request=change, actor=Actor.staff(second_risk_officer), reason="too risky", now=NOW
+        )
 
         assert change.status == ChangeRequest.Status.REJECTED
         assert APPLIED == []

@@ -13,8 +13,15 @@ from tests.factories import NOW, SYSTEM, make_customer
 def write(n: int = 1, **fields) -> list[OperationsLogEntry]:
     with transaction.atomic():
         return [
-            audit.record(actor=SYSTEM, action="test.write", target=("test.thing", i), now=NOW,
-                         before={"n": i}, after={"n": i + 1}, **fields)
+            audit.record(
+                actor=SYSTEM,
+                action="test.write",
+                target=("test.thing", i),
+                now=NOW,
+                before={"n": i},
+                after={"n": i + 1},
+                **fields,
+            )
             for i in range(n)
         ]
 
@@ -52,8 +59,15 @@ class TestRecord:
         actor = audit.Actor.staff(risk_officer, ip="2001:0db8:0000::1")
 
         with transaction.atomic():
-            entry = audit.record(actor=actor, action="customer.update", target=customer, now=NOW,
-                                 before={"name": "A"}, after={"name": "B"}, reason="typo")
+            entry = audit.record(
+                actor=actor,
+                action="customer.update",
+                target=customer,
+                now=NOW,
+                before={"name": "A"},
+                after={"name": "B"},
+                reason="typo",
+            )
 
         stored = OperationsLogEntry.objects.get(pk=entry.pk)
         assert (stored.actor, stored.actor_user_id, stored.action) == ("rita", risk_officer.pk, "customer.update")
@@ -66,8 +80,13 @@ class TestRecord:
         from decimal import Decimal
 
         with transaction.atomic():
-            entry = audit.record(actor=SYSTEM, action="x", target=("t", 1), now=NOW,
-                                 after={"amount": Decimal("1.50"), "at": NOW, "tags": {"b", "a"}})
+            entry = audit.record(
+                actor=SYSTEM,
+                action="x",
+                target=("t", 1),
+                now=NOW,
+                after={"amount": Decimal("1.50"), "at": NOW, "tags": {"b", "a"}},
+            )
 
         stored = OperationsLogEntry.objects.get(pk=entry.pk)
         assert stored.after == {"amount": "1.50", "at": NOW.isoformat(), "tags": ["a", "b"]}

@@ -16,7 +16,9 @@ def set_parameter(requester, approver, *, key, value, scope="", effective_from=N
     change = approvals.request_change(
         action="risk_parameter.set",
         payload={"key": key, "value": value, "scope": scope, "effective_from": effective_from},
-        actor=Actor.staff(requester), reason="tuning", now=now,
+        actor=Actor.staff(requester),
+        reason="tuning",
+        now=now,
     )
     return approvals.approve_change(change_request=change, actor=Actor.staff(approver), reason="ok", now=now)
 
@@ -65,20 +67,28 @@ class TestVersions:
     def test_a_future_value_is_in_force_only_from_its_effective_time(self, db, risk_officer, second_risk_officer):
         start = NOW + timedelta(days=1)
 
-        set_parameter(risk_officer, second_risk_officer, key="withdrawal.large_hold_hours", value="48",
-                      effective_from=start)
+        set_parameter(
+            risk_officer, second_risk_officer, key="withdrawal.large_hold_hours", value="48", effective_from=start
+        )
 
         assert param("withdrawal.large_hold_hours", at=start - timedelta(microseconds=1)) == 24
         assert param("withdrawal.large_hold_hours", at=start) == 48
 
     def test_a_change_never_rewrites_the_past(self, db, risk_officer, second_risk_officer):
-        set_parameter(risk_officer, second_risk_officer, key="withdrawal.large_hold_hours", value="12",
-                      effective_from=NOW - timedelta(days=30))
+        set_parameter(
+            risk_officer,
+            second_risk_officer,
+            key="withdrawal.large_hold_hours",
+            value="12",
+            effective_from=NOW - timedelta(days=30),
+        )
 
         assert param("withdrawal.large_hold_hours", at=NOW - timedelta(days=1)) == 24
         assert param("withdrawal.large_hold_hours", at=NOW) == 12
 
-    def test_an_applied_change_is_in_the_operations_log_with_before_and_after(self, db, risk_officer, second_risk_officer):
+    def test_an_applied_change_is_in_the_operations_log_with_before_and_after(
+        self, db, risk_officer, second_risk_officer
+    ):
         set_parameter(risk_officer, second_risk_officer, key="withdrawal.large_threshold_btc", value="750.5")
 
         entry = OperationsLogEntry.objects.get(action="risk_parameter.set")
@@ -101,26 +111,44 @@ class TestValidation:
     )
     def test_refuses_bad_values_before_anyone_approves(self, db, risk_officer, key, value, message):
         with pytest.raises(InvalidInput, match=message):
-            approvals.request_change(action="risk_parameter.set", payload={"key": key, "value": value},
-                                     actor=Actor.staff(risk_officer), reason="r", now=NOW)
+            approvals.request_change(
+                action="risk_parameter.set",
+                payload={"key": key, "value": value},
+                actor=Actor.staff(risk_officer),
+                reason="r",
+                now=NOW,
+            )
 
     def test_accepts_a_value_exactly_at_the_bounds(self, db, risk_officer):
-        change = approvals.request_change(action="risk_parameter.set",
-                                          payload={"key": "withdrawal.large_hold_hours", "value": "720"},
-                                          actor=Actor.staff(risk_officer), reason="r", now=NOW)
+        change = approvals.request_change(
+            action="risk_parameter.set",
+            payload={"key": "withdrawal.large_hold_hours", "value": "720"},
+            actor=Actor.staff(risk_officer),
+            reason="r",
+            now=NOW,
+        )
 
         assert change.payload["value"] == "720"
 
     def test_refuses_a_scope_on_a_parameter_that_has_none(self, db, risk_officer):
         with pytest.raises(InvalidInput, match="cannot be set per symbol"):
-            approvals.request_change(action="risk_parameter.set",
-                                     payload={"key": "withdrawal.large_hold_hours", "value": "1", "scope": "BTC"},
-                                     actor=Actor.staff(risk_officer), reason="r", now=NOW)
+            approvals.request_change(
+                action="risk_parameter.set",
+                payload={"key": "withdrawal.large_hold_hours", "value": "1", "scope": "BTC"},
+                actor=Actor.staff(risk_officer),
+                reason="r",
+                now=NOW,
+            )
 
     def test_refuses_an_unknown_key(self, db, risk_officer):
         with pytest.raises(InvalidInput, match="no such risk parameter"):
-            approvals.request_change(action="risk_parameter.set", payload={"key": "x.y", "value": "1"},
-                                     actor=Actor.staff(risk_officer), reason="r", now=NOW)
+            approvals.request_change(
+                action="risk_parameter.set",
+                payload={"key": "x.y", "value": "1"},
+                actor=Actor.staff(risk_officer),
+                reason="r",
+                now=NOW,
+            )
 
 
 class TestCache:
@@ -149,8 +177,9 @@ class TestCache:
 
         assert param("withdrawal.large_hold_hours") == 24
 
-    def test_a_committed_change_publishes_a_new_generation(self, db, risk_officer, second_risk_officer,
-                                                           django_capture_on_commit_callbacks):
+    def test_a_committed_change_publishes_a_new_generation(
+        self, db, risk_officer, second_risk_officer, django_capture_on_commit_callbacks
+    ):
         from django.core.cache import cache
 
         before = cache.get(parameters._GENERATION_KEY)

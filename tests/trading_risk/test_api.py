@@ -25,15 +25,22 @@ class TestPutInstrument:
 
         assert (created.status_code, same.status_code, updated.status_code) == (201, 200, 200)
         assert created.json()["kind"] == "perpetual"
-        assert list(OperationsLogEntry.objects.filter(target_type="trading_risk.instrument")
-                    .values_list("action", flat=True).order_by("id")) == ["instrument.create", "instrument.update"]
+        assert list(
+            OperationsLogEntry.objects.filter(target_type="trading_risk.instrument")
+            .values_list("action", flat=True)
+            .order_by("id")
+        ) == ["instrument.create", "instrument.update"]
 
     @pytest.mark.parametrize(
         ("path", "body", "field"),
         [
             ("/api/v1/instruments/btcusdt", instrument(), "symbol"),
             ("/api/v1/instruments/BTCUSD-Q", instrument(kind="future"), "expires_at"),
-            ("/api/v1/instruments/BTCUSD-Q", instrument(kind="future", expires_at="2025-01-01T00:00:00Z"), "expires_at"),
+            (
+                "/api/v1/instruments/BTCUSD-Q",
+                instrument(kind="future", expires_at="2025-01-01T00:00:00Z"),
+                "expires_at",
+            ),
             ("/api/v1/instruments/BTCUSDT", instrument(kind="spot", expires_at="2027-01-01T00:00:00Z"), "expires_at"),
             ("/api/v1/instruments/BTCBTC", instrument(quote="BTC"), "quote"),
             ("/api/v1/instruments/X", instrument(kind="option"), "kind"),
@@ -53,17 +60,30 @@ class TestInstrumentPrices:
     def test_stores_index_and_mark_prices_for_known_instruments(self, engine):
         put(engine, "/api/v1/instruments/BTCUSDT-PERP", instrument())
 
-        response = engine.post("/api/v1/prices", json.dumps([{"symbol": "BTCUSDT-PERP", "index_price": "90000",
-                                                               "mark_price": "90010.5", "at": "2026-03-02T12:00:00Z"}]),
-                               content_type="application/json")
+        response = engine.post(
+            "/api/v1/prices",
+            json.dumps(
+                [
+                    {
+                        "symbol": "BTCUSDT-PERP",
+                        "index_price": "90000",
+                        "mark_price": "90010.5",
+                        "at": "2026-03-02T12:00:00Z",
+                    }
+                ]
+            ),
+            content_type="application/json",
+        )
 
         assert response.json() == {"accepted": 1, "duplicates": 0}
         assert InstrumentPrice.objects.get().mark_price == Decimal("90010.5")
 
     def test_refuses_prices_for_an_unknown_instrument(self, engine):
-        response = engine.post("/api/v1/prices", json.dumps([{"symbol": "NOPE", "index_price": "1", "mark_price": "1",
-                                                               "at": "2026-03-02T12:00:00Z"}]),
-                               content_type="application/json")
+        response = engine.post(
+            "/api/v1/prices",
+            json.dumps([{"symbol": "NOPE", "index_price": "1", "mark_price": "1", "at": "2026-03-02T12:00:00Z"}]),
+            content_type="application/json",
+        )
 
         assert response.status_code == 400
         assert response.json()["error"]["details"] == [{"index": 0, "field": "symbol", "message": "unknown instrument"}]
@@ -71,11 +91,17 @@ class TestInstrumentPrices:
 
 class TestBtcEquivalent:
     def test_values_an_amount_at_the_latest_prices_at_or_before_the_moment(self, engine):
-        engine.post("/api/v1/prices", json.dumps([
-            {"asset": "BTC", "usd": "100000", "at": "2026-03-02T11:00:00Z"},
-            {"asset": "ETH", "usd": "4000", "at": "2026-03-02T11:00:00Z"},
-            {"asset": "ETH", "usd": "5000", "at": "2026-03-02T12:30:00Z"},
-        ]), content_type="application/json")
+        engine.post(
+            "/api/v1/prices",
+            json.dumps(
+                [
+                    {"asset": "BTC", "usd": "100000", "at": "2026-03-02T11:00:00Z"},
+                    {"asset": "ETH", "usd": "4000", "at": "2026-03-02T11:00:00Z"},
+                    {"asset": "ETH", "usd": "5000", "at": "2026-03-02T12:30:00Z"},
+                ]
+            ),
+            content_type="application/json",
+        )
 
         assert btc_equivalent("ETH", Decimal("25"), at=NOW) == Decimal("1")
         assert btc_equivalent("BTC", Decimal("3"), at=NOW) == Decimal("3")

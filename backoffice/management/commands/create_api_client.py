@@ -12,18 +12,23 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("name")
         parser.add_argument(
-            "--scopes", default=",".join(api_clients.DEFAULT_SCOPES),
+            "--scopes",
+            default=",".join(api_clients.DEFAULT_SCOPES),
             help=f"comma-separated, from: {', '.join(api_clients.SCOPES)} (default: %(default)s)",
         )
 
     def handle(self, *args, name, scopes, **options):
         try:
             client, token = api_clients.create_api_client(
-                name=name, scopes=[s.strip() for s in scopes.split(",") if s.strip()],
-                actor=Actor.system("create_api_client"), now=timezone.now(),
+                name=name,
+                scopes=[s.strip() for s in scopes.split(",") if s.strip()],
+                actor=Actor.system("create_api_client"),
+                now=timezone.now(),
             )
         except DomainError as exc:
             raise CommandError(str(exc)) from None
-        self.stderr.write(f"created API client {client.name!r} with scopes {', '.join(client.scopes)}; "
-                          "the token below is shown only now:")
+        self.stderr.write(
+            f"created API client {client.name!r} with scopes {', '.join(client.scopes)}; "
+            "the token below is shown only now:"
+        )
         self.stdout.write(token)
