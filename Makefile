@@ -25,7 +25,7 @@ run: services
 	@scripts/run.sh
 
 test: services
-	$(BIN)/pytest --create-db -n 2 --dist loadfile $(PYTEST_ARGS)
+	$(BIN)/pytest --create-db $(PYTEST_ARGS)
 
 bench: services
 	$(BIN)/python -m bench $(BENCH_ARGS)

@@ -199,7 +199,7 @@ class TestExpireChangeRequests:
         assert (old.status, fresh.status) == (ChangeRequest.Status.EXPIRED, ChangeRequest.Status.PENDING)
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 class TestConcurrentApprovals:
     def test_applies_a_change_once_when_many_approvers_race(self):
         requester = make_staff(roles=("risk officer",))

@@ -132,7 +132,7 @@ class TestVerifyAuditLog:
         assert "removed" in broken.problem
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 class TestConcurrentWriters:
     def test_keeps_one_unbroken_chain_when_many_transactions_write_at_once(self):
         errors = []

@@ -33,7 +33,7 @@ class TestHealth:
         assert response.json()["redis"]["ok"] is False
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 class TestWorkerHeartbeat:
     def test_a_real_worker_running_the_heartbeat_makes_health_ok(self, client, no_heartbeat):
         queue = f"health-test-{os.getpid()}"
