@@ -14,7 +14,7 @@ from django.test import Client
 
 from accounts import staff_auth
 from accounts.management.commands.demo_totp_code import Command as DemoTotpCode
-from accounts.models import RecoveryCode
+from accounts.models import RecoveryCode, User
 from accounts.staff_auth import PENDING_ENROLMENT_SESSION_KEY, SECOND_FACTOR_SESSION_KEY, Outcome
 from accounts.views import REFUSED
 from backoffice.models import OperationsLogEntry
@@ -38,9 +38,11 @@ def wrong_code(secret: str) -> str:
     return next(code for code in ("000000", "123456", "654321", "999999") if code not in near)
 
 
-def post_login(client, user, *, code=None, password=PASSWORD, **extra):
+def post_login(client, user, *, code=None, password=PASSWORD, next_url=None, **request):
     data = {"username": user.username, "password": password, "code": current_code(user) if code is None else code}
-    return client.post(LOGIN, data | extra)
+    if next_url is not None:
+        data["next"] = next_url
+    return client.post(LOGIN, data, **request)
 
 
 def error_of(response) -> list[str]:
@@ -54,14 +56,16 @@ def is_logged_in(client) -> bool:
 def attempt(user, *, now, code=None, password=PASSWORD):
     """The login service, as the view calls it."""
     code = pyotp.TOTP(user.totp_secret).at(now) if code is None else code
-    return staff_auth.check_staff_login(username=user.username, password=password, code=code, ip="198.51.100.4",
-                                        now=now)
+    return staff_auth.check_staff_login(
+        username=user.username, password=password, code=code, ip="198.51.100.4", now=now
+    )
 
 
 def enrol_with_recovery_codes(user) -> list[str]:
     secret = pyotp.random_base32()
-    _, codes = staff_auth.confirm_totp_enrolment(user_id=user.pk, secret=secret, code=pyotp.TOTP(secret).at(NOW),
-                                                 ip=None, now=NOW)
+    _, codes = staff_auth.confirm_totp_enrolment(
+        user_id=user.pk, secret=secret, code=pyotp.TOTP(secret).at(NOW), ip=None, now=NOW
+    )
     return codes
 
 
@@ -160,7 +164,7 @@ class TestLoginPage:
     def test_a_safe_next_is_followed(self, client, db):
         user = make_staff()
 
-        response = post_login(client, user, next="/admin/backoffice/")
+        response = post_login(client, user, next_url="/admin/backoffice/")
 
         assert response["Location"] == "/admin/backoffice/"
 
@@ -168,7 +172,7 @@ class TestLoginPage:
     def test_an_unsafe_next_is_ignored(self, client, db, unsafe):
         user = make_staff()
 
-        response = post_login(client, user, next=unsafe)
+        response = post_login(client, user, next_url=unsafe)
 
         assert response["Location"] == "/admin/"
 
@@ -254,8 +258,11 @@ class TestLockout:
     def test_wrong_codes_count_as_failures(self, db):
         user = make_staff()
         totp = pyotp.TOTP(user.totp_secret)
-        wrong = next(c for c in ("000000", "111111", "222222", "333333")
-                     if c not in {totp.at(NOW, counter_offset=offset) for offset in (-1, 0, 1)})
+        wrong = next(
+            c
+            for c in ("000000", "111111", "222222", "333333")
+            if c not in {totp.at(NOW, counter_offset=offset) for offset in (-1, 0, 1)}
+        )
         for _ in range(param("staff.login_max_failures")):
             attempt(user, now=NOW, code=wrong)
 
@@ -325,7 +332,7 @@ class TestEnrolment:
 
         secret = client.session[PENDING_ENROLMENT_SESSION_KEY]["secret"]
         assert response.status_code == 200
-        assert "<svg" in response.text
+        assert '<div class="enrol-qr"><svg' in response.text
         assert " ".join(re.findall(".{1,4}", secret)) in response.text
 
     def test_confirming_logs_in_and_shows_ten_recovery_codes(self, client, db):
@@ -366,6 +373,17 @@ class TestEnrolment:
         user.refresh_from_db()
         assert not user.has_second_factor
         assert not is_logged_in(client)
+
+    def test_an_enrolment_cannot_replace_an_authenticator_already_confirmed(self, db):
+        user = make_staff()
+        secret = pyotp.random_base32()
+
+        with pytest.raises(staff_auth.EnrolmentNotPending):
+            staff_auth.confirm_totp_enrolment(
+                user_id=user.pk, secret=secret, code=pyotp.TOTP(secret).at(NOW), ip=None, now=NOW
+            )
+
+        assert User.objects.get(pk=user.pk).totp_secret == user.totp_secret
 
     def test_an_expired_enrolment_sends_back_to_the_login(self, client, db):
         user = make_staff(enrolled=False)
@@ -448,10 +466,11 @@ class TestIdleExpiry:
         post_login(client, make_staff())
 
         with time_machine.travel(datetime.now(UTC) + timedelta(seconds=settings.SESSION_COOKIE_AGE + 1)):
-            response = client.get("/admin/")
+            response = client.get("/admin/", follow=True)
 
-        assert response.status_code == 302
-        assert response["Location"].startswith(LOGIN)
+        assert response.redirect_chain[-1][0].startswith(LOGIN)
+        assert "form" in response.context
+        assert not is_logged_in(client)
 
     def test_a_session_used_within_the_session_age_still_opens_the_admin(self, client, db):
         post_login(client, make_staff())
@@ -489,4 +508,5 @@ class TestDemoTotpCode:
         code, uri = out.getvalue().splitlines()
         assert re.fullmatch(r"\d{6}", code)
         assert code == pyotp.TOTP(user.totp_secret).at(NOW)
-        assert uri.startswith("otpauth://totp/") and f"secret={user.totp_secret}" in uri
+        assert uri.startswith("otpauth://totp/")
+        assert f"secret={user.totp_secret}" in uri
