@@ -7,6 +7,8 @@ class AccountsConfig(AppConfig):
     verbose_name = "Accounts and access"
 
     def ready(self):
-        from accounts import roles
+        from accounts import locks, roles
+        from backoffice import approvals
 
+        approvals.register(locks.change_action())
         post_migrate.connect(roles.sync_role_permissions, dispatch_uid="accounts.sync_role_permissions")

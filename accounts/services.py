@@ -5,6 +5,7 @@ from datetime import date, datetime
 
 from django.db import transaction
 
+from accounts import restrictions
 from accounts.models import Account, Customer
 from backoffice import audit
 from backoffice.errors import DomainError, InvalidInput
@@ -88,6 +89,7 @@ def upsert_account(
         account = Account.objects.create(
             external_id=external_id, customer=customer, kind=kind, created_at=now, updated_at=now
         )
+        restrictions.publish_for_new_account(account, now=now)
         audit.record(
             actor=actor,
             action="account.create",

@@ -116,13 +116,22 @@ def record(
         reason=reason,
         ip=_normalise_ip(actor.ip),
     )
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_CHAIN_LOCK_KEY])
+    take_chain_lock()
     last = OperationsLogEntry.objects.order_by("-id").values_list("hash", flat=True).first()
     entry.prev_hash = last or GENESIS_HASH
     entry.hash = entry_hash(entry)
     entry.save(force_insert=True)
     return entry
+
+
+def take_chain_lock() -> None:
+    """Serialise with every other writer of the log until this transaction ends.
+
+    Other commit-ordered feeds (the restriction change feed) take the same lock, so rows they number
+    become visible in number order, and no two of these locks can deadlock.
+    """
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_CHAIN_LOCK_KEY])
 
 
 def entry_hash(entry: OperationsLogEntry) -> str:

@@ -227,6 +227,7 @@ CELERY_BEAT_SCHEDULE = {
         "task": "backoffice.tasks.expire_change_requests",
         "schedule": timedelta(minutes=5),
     },
+    "expire-restrictions": {"task": "accounts.tasks.expire_restrictions", "schedule": timedelta(seconds=5)},
     "verify-audit-log": {"task": "backoffice.tasks.verify_audit_log", "schedule": crontab(hour=1, minute=30)},
 }
 
@@ -247,6 +248,13 @@ MAILERS = {
             if value is not None
         },
     }
+}
+# Customer notification channels: the outbox keeps SMS and calls in the database (shown in the admin);
+# point SMS or CALL at a gateway adapter class to deliver for real.
+NOTIFICATION_CHANNELS = {
+    "SMS": env("SMS_CHANNEL", "accounts.channels.OutboxChannel"),
+    "EMAIL": env("EMAIL_CHANNEL", "accounts.channels.EmailChannel"),
+    "CALL": env("CALL_CHANNEL", "accounts.channels.OutboxChannel"),
 }
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", "risk@backoffice.localhost")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL

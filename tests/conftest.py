@@ -13,6 +13,18 @@ def _fresh_parameter_cache():
     parameters.clear_cache()
 
 
+@pytest.fixture(autouse=True)
+def _clean_redis_keys():
+    """Counters and blocks live in Redis under this test run's prefix; each test starts without them."""
+    yield
+    from backoffice.redis_client import get_redis, key
+
+    client = get_redis()
+    names = list(client.scan_iter(match=key("*"), count=1000))
+    if names:
+        client.delete(*names)
+
+
 @pytest.fixture
 def engine(db):
     """An API client with the matching engine's default scopes."""

@@ -74,3 +74,46 @@ class InstrumentPrice(models.Model):
 
     def __str__(self) -> str:
         return f"{self.instrument_id} index {self.index_price} mark {self.mark_price} at {self.at:%Y-%m-%d %H:%M:%S}"
+
+
+class Alert(models.Model):
+    """Something a rule noticed that a person should look at (security, surveillance, margin …)."""
+
+    class Severity(models.TextChoices):
+        GENERAL = "GENERAL", "General"
+        MAJOR = "MAJOR", "Major"
+        CRITICAL = "CRITICAL", "Critical"
+
+    class Status(models.TextChoices):
+        OPEN = "OPEN", "Open"
+        CLOSED = "CLOSED", "Closed"
+
+    class Disposition(models.TextChoices):
+        FALSE_POSITIVE = "FALSE_POSITIVE", "False positive"
+        WARNED = "WARNED", "Customer warned"
+        RESTRICTED = "RESTRICTED", "Restricted"
+        ESCALATED = "ESCALATED", "Escalated"
+
+    rule = models.CharField(max_length=60, db_index=True)
+    severity = models.CharField(max_length=8, choices=Severity)
+    status = models.CharField(max_length=6, choices=Status, default=Status.OPEN)
+    customer = models.ForeignKey("accounts.Customer", on_delete=models.PROTECT, related_name="alerts")
+    account = models.ForeignKey("accounts.Account", null=True, blank=True, on_delete=models.PROTECT,
+                                related_name="alerts")
+    symbol = models.CharField(max_length=32, blank=True)
+    summary = models.CharField(max_length=300)
+    details = models.JSONField(default=dict, blank=True)
+    # The rule's own key for "the same finding", so a rerun or a duplicate event opens nothing new.
+    dedup_key = models.CharField(max_length=200, unique=True)
+    opened_at = models.DateTimeField(db_index=True)
+    disposition = models.CharField(max_length=16, choices=Disposition, blank=True)
+    closed_at = models.DateTimeField(null=True, blank=True)
+    closed_by = models.CharField(max_length=150, blank=True)
+    closing_reason = models.TextField(blank=True)
+
+    class Meta:
+        permissions = [("work_alert", "Can be assigned and close alerts")]
+        indexes = [models.Index(fields=["status", "-opened_at"], name="alert_queue_idx")]
+
+    def __str__(self) -> str:
+        return f"Alert #{self.pk} {self.rule} ({self.get_status_display()})"

@@ -9,7 +9,7 @@ from django.db import transaction
 from backoffice import audit
 from backoffice.bulk import insert_idempotent
 from backoffice.errors import DomainError
-from trading_risk.models import AssetPrice, Instrument, InstrumentPrice
+from trading_risk.models import Alert, AssetPrice, Instrument, InstrumentPrice
 
 INSTRUMENT_FIELDS = ("kind", "base", "quote", "listed_at", "expires_at")
 
@@ -152,3 +152,20 @@ def check_instrument(data: InstrumentData) -> list[tuple[str, str]]:
     if data.base == data.quote:
         errors.append(("quote", "must differ from base"))
     return errors
+
+
+@transaction.atomic
+def open_alert(
+    *, rule: str, severity: str, customer, summary: str, dedup_key: str, actor: audit.Actor, now: datetime,
+    account=None, symbol: str = "", details: dict | None = None,
+) -> tuple[Alert, bool]:
+    """Open an alert for a person to review; the same dedup_key again returns the existing alert."""
+    alert, created = Alert.objects.get_or_create(
+        dedup_key=dedup_key,
+        defaults={"rule": rule, "severity": severity, "customer": customer, "account": account, "symbol": symbol,
+                  "summary": summary[:300], "details": audit.jsonable(details or {}), "opened_at": now},
+    )
+    if created:
+        audit.record(actor=actor, action="alert.open", target=alert, now=now,
+                     after={"rule": rule, "severity": severity, "customer": customer.external_id, "summary": summary})
+    return alert, created
