@@ -317,3 +317,27 @@ def _refuse_unknown(username: str, *, now: datetime) -> LoginResult:
         logger.warning("staff login: cache unavailable while counting an unknown username")
         return LoginResult(Outcome.REFUSED)
     return LoginResult(Outcome.LOCKED if locked_until else Outcome.REFUSED, locked_until=locked_until)
+
+
+@transaction.atomic
+def unlock_staff_login(*, user: User, actor, now: datetime) -> User:
+    """Lift a staff login lockout early (an administrator's action, logged)."""
+    user = User.objects.select_for_update(no_key=True).get(pk=user.pk)
+    before = {"failed_login_count": user.failed_login_count, "login_locked_until": user.login_locked_until}
+    user.failed_login_count, user.login_locked_until = 0, None
+    user.save(update_fields=["failed_login_count", "login_locked_until"])
+    audit.record(actor=actor, action="staff.login_unlocked", target=user, now=now, before=before,
+                 after={"failed_login_count": 0, "login_locked_until": None})
+    return user
+
+
+@transaction.atomic
+def reset_second_factor(*, user: User, actor, now: datetime, reason: str) -> User:
+    """Forget a staff member's authenticator and recovery codes; they enrol again at their next login."""
+    user = User.objects.select_for_update(no_key=True).get(pk=user.pk)
+    user.totp_secret, user.totp_confirmed_at, user.totp_last_step = "", None, 0
+    user.save(update_fields=["totp_secret", "totp_confirmed_at", "totp_last_step"])
+    RecoveryCode.objects.filter(user=user, used_at__isnull=True).update(used_at=now)
+    audit.record(actor=actor, action="staff.second_factor_reset", target=user, now=now, reason=reason,
+                 before={"enrolled": True}, after={"enrolled": False})
+    return user

@@ -144,7 +144,7 @@ class ParameterDefinitionAdmin(ReadOnlyAdmin):
                     now=timezone.now(),
                 )
             except DomainError as exc:
-                _form_errors(form, exc)
+                form_errors(form, exc)
             else:
                 messages.success(
                     request, f"Change #{change.pk} requested; it takes effect when another person approves it."
@@ -160,7 +160,7 @@ class ParameterDefinitionAdmin(ReadOnlyAdmin):
         return TemplateResponse(request, "admin/backoffice/propose_change.html", context)
 
 
-def _form_errors(form: forms.Form, exc: DomainError) -> None:
+def form_errors(form: forms.Form, exc: DomainError) -> None:
     fields = [d.get("field") for d in exc.details if d.get("field") in form.fields]
     if fields:
         for detail in exc.details:

@@ -1,7 +1,7 @@
 from django.contrib import admin
 
 from backoffice.admin import ReadOnlyAdmin
-from trading_risk.models import AssetPrice, Instrument, InstrumentPrice
+from trading_risk.models import Alert, AssetPrice, Instrument, InstrumentPrice
 
 
 @admin.register(Instrument)
@@ -27,4 +27,14 @@ class InstrumentPriceAdmin(ReadOnlyAdmin):
     list_filter = ("instrument",)
     list_select_related = ("instrument",)
     date_hierarchy = "at"
+    show_full_result_count = False
+
+
+@admin.register(Alert)
+class AlertAdmin(ReadOnlyAdmin):
+    list_display = ("id", "opened_at", "rule", "severity", "status", "customer", "account", "symbol", "summary")
+    list_filter = ("status", "rule", "severity")
+    search_fields = ("customer__external_id", "customer__name", "summary", "symbol")
+    list_select_related = ("customer", "account")
+    date_hierarchy = "opened_at"
     show_full_result_count = False

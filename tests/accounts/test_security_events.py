@@ -251,3 +251,18 @@ class TestBadInput:
         client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
 
         assert client.post(URL, "[]", content_type="application/json").status_code == 403
+
+
+class TestWithoutRedis:
+    def test_decisions_still_come_back_and_anonymous_traffic_is_throttled(self, engine, customer, settings,
+                                                                            monkeypatch):
+        from backoffice import redis_client
+
+        settings.REDIS_URL = "redis://127.0.0.1:1/0"
+        monkeypatch.setattr(redis_client, "_client", None)
+
+        result = actions(engine, event("registration_attempt"), event(customer=customer, device="d1"),
+                         event("login_failed", customer=customer))
+
+        monkeypatch.setattr(redis_client, "_client", None)
+        assert result == [["throttle"], ["require_device_verification", "notify_sms_email"], []]
