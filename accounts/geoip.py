@@ -2,7 +2,9 @@
 country export). IPs with no range are of unknown country, and the country rule then stays silent."""
 
 import csv
+import functools
 import ipaddress
+import time
 from datetime import datetime
 from decimal import Decimal
 
@@ -22,7 +24,13 @@ def ip_number(ip: str) -> Decimal:
 
 
 def country_of(ip: str) -> str:
-    """The ISO country code of the range holding `ip`, or '' if none does."""
+    """The ISO country code of the range holding `ip`, or '' if none does (cached for a minute: ranges
+    change only when a new file is loaded)."""
+    return _cached_country(ip, int(time.monotonic() // 60))
+
+
+@functools.lru_cache(maxsize=65536)
+def _cached_country(ip: str, minute: int) -> str:
     n = ip_number(ip)
     row = IpCountryRange.objects.filter(first__lte=n).order_by("-first").values_list("last", "country").first()
     return row[1] if row and row[0] >= n else ""
@@ -65,6 +73,8 @@ def replace_ranges(*, ranges: list[tuple[Decimal, Decimal, str]], source: str, a
     IpCountryRange.objects.all().delete()
     IpCountryRange.objects.bulk_create([IpCountryRange(first=a, last=b, country=c) for a, b, c in ranges],
                                        batch_size=5000)
+    _cached_country.cache_clear()
+    transaction.on_commit(_cached_country.cache_clear)
     audit.record(actor=actor, action="ip_countries.load", target=("accounts.ipcountryrange", source), now=now,
                  before={"ranges": before}, after={"ranges": len(ranges), "source": source})
     return len(ranges)

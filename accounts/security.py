@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 
 import redis
 from django.db import connection, transaction
+from django.db.models import Exists, OuterRef
 from psycopg2.extras import execute_values
 
 from accounts import counters, geoip, locks, rules, suspicious
@@ -95,20 +96,20 @@ def _refuse_conflicts(events: list[EventIn], stored: dict[str, SecurityEvent]) -
 
 def _customer_views(events: list[EventIn]) -> dict[str, _CustomerView]:
     ids = {e.customer_id for e in events if e.customer_id}
-    customers = {c.external_id: c for c in Customer.objects.filter(external_id__in=ids)}
+    open_lock = CustomerLock.objects.filter(customer=OuterRef("pk"), unlocked_at__isnull=True)
+    customers = {c.external_id: c for c in Customer.objects.filter(external_id__in=ids).annotate(locked=Exists(open_lock))}
     unknown = [i for i, e in enumerate(events) if e.customer_id and e.customer_id not in customers]
     if unknown:
         raise InvalidInput("Events for unknown customers; nothing was stored.",
                            details=[{"index": i, "field": "customer_id", "message": "unknown customer"} for i in unknown])
     pks = [c.pk for c in customers.values()]
-    locked = set(CustomerLock.objects.filter(customer_id__in=pks, unlocked_at__isnull=True).values_list("customer_id", flat=True))
     ips: dict[int, dict[str, KnownIp]] = {}
     for known in KnownIp.objects.filter(customer_id__in=pks):
         ips.setdefault(known.customer_id, {})[known.ip] = known
     devices: dict[int, set[str]] = {}
     for customer_id, device in KnownDevice.objects.filter(customer_id__in=pks).values_list("customer_id", "device_id"):
         devices.setdefault(customer_id, set()).add(device)
-    return {ext: _CustomerView(c, c.pk in locked, ips.get(c.pk, {}), devices.get(c.pk, set())) for ext, c in customers.items()}
+    return {ext: _CustomerView(c, c.locked, ips.get(c.pk, {}), devices.get(c.pk, set())) for ext, c in customers.items()}
 
 
 def _limits(now: datetime) -> rules.SecurityLimits:
@@ -222,6 +223,12 @@ def _quietly(func, **kwargs) -> None:
 def _store(events: list[EventIn], decided: dict, views: dict[str, _CustomerView], *, actor: audit.Actor,
            now: datetime) -> None:
     customers = {ext: v.customer for ext, v in views.items()}
+    if not any(v.lock_now for v in views.values()) and not any(e.type == "password_change" for e in events):
+        # Only observations in this batch (events, known IPs and devices): commit without waiting for the
+        # disk flush. A database crash may lose the last moments of them; locks and password changes,
+        # which are decisions, always commit durably.
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL synchronous_commit TO OFF")
     SecurityEvent.objects.bulk_create(
         [SecurityEvent(event_id=e.event_id, customer=customers.get(e.customer_id), type=e.type, ip=e.ip,
                        device_id=e.device_id, cookie_id=e.cookie_id, at=e.at, received_at=now,

@@ -1,6 +1,7 @@
 import pytest
 from rest_framework.test import APIClient
 
+from accounts import geoip
 from backoffice import parameters
 from tests import factories
 
@@ -9,6 +10,7 @@ from tests import factories
 def _fresh_parameter_cache():
     """Each test sees the risk parameters of its own database state."""
     parameters.clear_cache()
+    geoip._cached_country.cache_clear()
     yield
     parameters.clear_cache()
 

@@ -1,0 +1,225 @@
+"""The benchmark harness: a fresh database, the app under gunicorn, and a registry of scenarios.
+
+Scenarios talk to the app over real HTTP on 127.0.0.1, like the matching engine would, so the figures
+include the WSGI server, authentication, parsing and the database. Setup that needs Django (creating an
+API client, a COPY for comparison) runs in this process against the same bench database.
+"""
+
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH_DB_NAME = "backoffice_bench"
+DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/backoffice"
+HOST = "127.0.0.1"
+WORKERS = 2
+STARTUP_TIMEOUT = 30.0
+
+
+# ---- results and the registry ------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Result:
+    scenario: str
+    metric: str
+    value: float
+    unit: str
+    goal: str = ""
+    met: bool | None = None
+
+
+def measured(scenario: str, metric: str, value: float, unit: str, *, at_most=None, at_least=None) -> Result:
+    """A figure and, when it has a goal, whether the goal was met."""
+    if at_most is not None:
+        return Result(scenario, metric, value, unit, f"<= {at_most:g}", value <= at_most)
+    if at_least is not None:
+        return Result(scenario, metric, value, unit, f">= {at_least:g}", value >= at_least)
+    return Result(scenario, metric, value, unit)
+
+
+@dataclass(frozen=True)
+class Context:
+    """What a scenario gets: where the app listens, how big to go, and a tag unique to this run."""
+
+    base_url: str
+    quick: bool
+    run_tag: str
+
+    def http(self, token: str) -> httpx.Client:
+        return httpx.Client(base_url=self.base_url, headers={"Authorization": f"Bearer {token}"}, timeout=120)
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    description: str
+    run: Callable[[Context], list[Result]]
+
+
+SCENARIOS: dict[str, Scenario] = {}
+
+
+def scenario(name: str, description: str):
+    """Register a scenario: a function from a Context to its Results. Any module in bench/ may define one."""
+
+    def register(run: Callable[[Context], list[Result]]):
+        SCENARIOS[name] = Scenario(name, description, run)
+        return run
+
+    return register
+
+
+# ---- statistics --------------------------------------------------------------------------------------
+def percentile(values: list[float], p: float) -> float:
+    """The p-th percentile by linear interpolation (with few samples, p99 is close to the maximum)."""
+    if len(values) == 1:
+        return values[0]
+    return statistics.quantiles(values, n=100, method="inclusive")[round(p) - 1]
+
+
+def timed(call: Callable[[], object]) -> tuple[object, float]:
+    start = time.perf_counter()
+    result = call()
+    return result, time.perf_counter() - start
+
+
+# ---- the bench database ------------------------------------------------------------------------------
+def bench_database_url() -> str:
+    """BENCH_DATABASE_URL, or DATABASE_URL with the database name swapped for backoffice_bench."""
+    if url := os.environ.get("BENCH_DATABASE_URL"):
+        return url
+    parts = urlsplit(os.environ.get("DATABASE_URL", DEFAULT_DATABASE_URL))
+    return urlunsplit(parts._replace(path=f"/{BENCH_DB_NAME}"))
+
+
+def bench_environment(database_url: str) -> dict[str, str]:
+    """The app's environment: production settings except TLS, a throwaway key, its own cache prefix."""
+    return {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "backoffice.settings",
+        "DEBUG": "false",
+        "SECRET_KEY": "bench-only-secret-key-not-for-production-use",
+        "SECURE_SSL_REDIRECT": "false",
+        "ALLOWED_HOSTS": HOST,
+        "DATABASE_URL": database_url,
+        "CACHE_KEY_PREFIX": "bench",  # never share risk-parameter cache entries with a development server
+        "LOG_LEVEL": "WARNING",
+    }
+
+
+def prepare_database(database_url: str) -> None:
+    """Recreate and migrate the bench database, then set Django up on it in this process.
+
+    Recreated on every run: figures start from the same empty tables, and migrations that changed
+    since the last run never leave the bench database in a state `migrate` refuses.
+    """
+    _recreate_database(database_url)
+    os.environ.update(bench_environment(database_url))
+    import django
+    from django.core.management import call_command
+
+    django.setup()
+    call_command("migrate", interactive=False, verbosity=0)
+
+
+def _recreate_database(database_url: str) -> None:
+    import psycopg2
+    from psycopg2 import sql
+
+    parts = urlsplit(database_url)
+    name = parts.path.lstrip("/")
+    if "bench" not in name:
+        raise SystemExit(f"refusing to recreate {name!r}: the bench database's name must contain 'bench'")
+    admin = psycopg2.connect(urlunsplit(parts._replace(path="/postgres")), connect_timeout=5)
+    admin.autocommit = True
+    with admin.cursor() as cursor:
+        cursor.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        cursor.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    admin.close()
+
+
+# ---- the app under gunicorn --------------------------------------------------------------------------
+@contextmanager
+def serve(database_url: str) -> Iterator[str]:
+    """Run the app under gunicorn on a free loopback port until the block ends; yields its base URL."""
+    port = _free_port()
+    with tempfile.TemporaryFile(mode="w+") as log:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "backoffice.wsgi", "-w", str(WORKERS), "-b", f"{HOST}:{port}",
+             "--graceful-timeout", "5"],
+            cwd=ROOT, env=bench_environment(database_url), stdout=log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        try:
+            base_url = f"http://{HOST}:{port}"
+            _wait_until_healthy(server, base_url, log)
+            yield base_url
+        finally:
+            _stop(server)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind((HOST, 0))
+        return sock.getsockname()[1]
+
+
+def _wait_until_healthy(server: subprocess.Popen, base_url: str, log) -> None:
+    deadline = time.monotonic() + STARTUP_TIMEOUT
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            break
+        try:
+            # /health answers 200 when the database and Redis answer (no Celery worker is needed here).
+            if httpx.get(f"{base_url}/health", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    log.seek(0)
+    raise SystemExit(f"gunicorn did not become healthy at {base_url}:\n{log.read()[-3000:]}")
+
+
+def _stop(server: subprocess.Popen) -> None:
+    if server.poll() is None:
+        server.send_signal(signal.SIGTERM)
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+
+
+# ---- output ------------------------------------------------------------------------------------------
+def format_table(results: list[Result]) -> str:
+    header = ("scenario", "metric", "value", "unit", "goal", "met")
+    rows = [
+        (r.scenario, r.metric, _number(r.value), r.unit, r.goal, {True: "yes", False: "NO", None: ""}[r.met])
+        for r in results
+    ]
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+    lines = [_line(row, widths) for row in [header, *rows]]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def _line(row: tuple[str, ...], widths: list[int]) -> str:
+    cells = [cell.rjust(w) if i == 2 else cell.ljust(w) for i, (cell, w) in enumerate(zip(row, widths, strict=True))]
+    return "  ".join(cells).rstrip()
+
+
+def _number(value: float) -> str:
+    if value >= 100:
+        return f"{value:,.0f}"
+    return f"{value:.2f}" if value >= 1 else f"{value:.3f}"
