@@ -41,23 +41,42 @@ def _setup(run_tag: str) -> str:
     from backoffice import api_clients, audit
 
     now = timezone.now()
-    customers = Customer.objects.bulk_create([
-        Customer(external_id=f"sec-{run_tag}-{n}", type="INDIVIDUAL", name=f"Person {n}", country="DE",
-                 email=f"p{n}@example.com", phone="+49 30 1234567", created_at=now, updated_at=now)
-        for n in range(CUSTOMERS)
-    ])
-    Account.objects.bulk_create([Account(external_id=f"sec-{run_tag}-A{c.pk}", customer=c, kind="SPOT",
-                                         created_at=now, updated_at=now) for c in customers])
-    _, token = api_clients.create_api_client(name=f"bench-sec-{run_tag}", scopes=["events"],
-                                             actor=audit.Actor.system("bench"), now=now)
+    customers = Customer.objects.bulk_create(
+        [
+            Customer(
+                external_id=f"sec-{run_tag}-{n}",
+                type="INDIVIDUAL",
+                name=f"Person {n}",
+                country="DE",
+                email=f"p{n}@example.com",
+                phone="+49 30 1234567",
+                created_at=now,
+                updated_at=now,
+            )
+            for n in range(CUSTOMERS)
+        ]
+    )
+    Account.objects.bulk_create(
+        [
+            Account(external_id=f"sec-{run_tag}-A{c.pk}", customer=c, kind="SPOT", created_at=now, updated_at=now)
+            for c in customers
+        ]
+    )
+    _, token = api_clients.create_api_client(
+        name=f"bench-sec-{run_tag}", scopes=["events"], actor=audit.Actor.system("bench"), now=now
+    )
     return token
 
 
 def _event(run_tag: str, n: int, at: datetime) -> dict:
     customer = f"sec-{run_tag}-{n * 7919 % CUSTOMERS}"
     kind = n % 20
-    base = {"event_id": f"sec-{run_tag}-E{n}", "ip": f"10.{n % 250}.{n // 250 % 250}.{n % 7}",
-            "device_id": f"dev-{n % 3000}", "at": at.isoformat()}
+    base = {
+        "event_id": f"sec-{run_tag}-E{n}",
+        "ip": f"10.{n % 250}.{n // 250 % 250}.{n % 7}",
+        "device_id": f"dev-{n % 3000}",
+        "at": at.isoformat(),
+    }
     if kind < 14:
         return {**base, "type": "login", "customer_id": customer}
     if kind < 17:
