@@ -1,15 +1,17 @@
 """Set-based idempotent inserts for inbound batches.
 
-Each row has a natural key. Rows are inserted with INSERT … ON CONFLICT DO NOTHING; for the rows the
-database already had, the stored values are compared with the sent ones: equal → a duplicate (the same
-item sent again), different → a conflict, which the caller turns into a 409 after rolling back.
+Each row has a natural key. The batch is COPYed into a temporary staging table, then moved with one
+INSERT … SELECT … ON CONFLICT DO NOTHING; for the rows the table already had, the stored values are
+compared with the sent ones: equal → a duplicate (the same item sent again), different → a conflict,
+which the caller turns into a 409 after rolling back.
 """
 
+import io
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import date, datetime
 
 from django.db import connection
-from psycopg2.extras import execute_values
 
 
 @dataclass(frozen=True)
@@ -27,38 +29,48 @@ def insert_idempotent(
     `compare` lists the column positions that must match for a re-sent row to count as the same item.
     Must run inside the caller's transaction so a conflict can roll everything back.
     """
+    if not rows:
+        return InsertOutcome(0, [], [])
     cols = ", ".join(columns)
-    key_cols = ", ".join(columns[:key_size])
+    keys = ", ".join(columns[:key_size])
+    stage = f"stage_{table}"
     with connection.cursor() as cursor:
-        returned = execute_values(
-            cursor.cursor,
-            f"INSERT INTO {table} ({cols}) VALUES %s ON CONFLICT ({key_cols}) DO NOTHING RETURNING {key_cols}",
-            rows,
-            page_size=5000,
-            fetch=True,
-        )
-        inserted = {tuple(r) for r in returned}
-        pending = [i for i, row in enumerate(rows) if tuple(row[:key_size]) not in inserted]
-        if not pending:
+        raw = cursor.cursor
+        # One staging table per connection and target, emptied at every commit.
+        raw.execute(f"CREATE TEMP TABLE IF NOT EXISTS {stage} ON COMMIT DELETE ROWS AS "
+                    f"SELECT {cols} FROM {table} WITH NO DATA")
+        raw.execute(f"TRUNCATE {stage}")
+        raw.copy_expert(f"COPY {stage} ({cols}) FROM STDIN", io.StringIO(_copy_text(rows)))
+        raw.execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM {stage} "
+                    f"ON CONFLICT ({keys}) DO NOTHING RETURNING {keys}")
+        inserted = {tuple(r) for r in raw.fetchall()}
+        if len(inserted) == len(rows):
             return InsertOutcome(len(inserted), [], [])
-        stored = _stored_rows(cursor, table, columns, key_size, compare, [rows[i] for i in pending])
+        compare_cols = ", ".join(f"t.{columns[c]}" for c in compare)
+        join = " AND ".join(f"t.{c} = s.{c}" for c in columns[:key_size])
+        raw.execute(f"SELECT {', '.join('s.' + c for c in columns[:key_size])}, {compare_cols} "
+                    f"FROM {stage} s JOIN {table} t ON {join}")
+        stored = {tuple(r[:key_size]): tuple(r[key_size:]) for r in raw.fetchall()}
     duplicates, conflicts = [], []
-    for i in pending:
-        key = tuple(rows[i][:key_size])
-        same = stored.get(key) == tuple(rows[i][c] for c in compare)
+    for i, row in enumerate(rows):
+        key = tuple(row[:key_size])
+        if key in inserted:
+            continue
+        same = stored.get(key) == tuple(row[c] for c in compare)
         (duplicates if same else conflicts).append(i)
     return InsertOutcome(len(inserted), duplicates, conflicts)
 
 
-def _stored_rows(cursor, table, columns, key_size, compare, rows) -> dict:
-    key_cols = ", ".join(columns[:key_size])
-    compare_cols = ", ".join(columns[c] for c in compare)
-    keys = [tuple(r[:key_size]) for r in rows]
-    found = execute_values(
-        cursor.cursor,
-        f"SELECT {key_cols}, {compare_cols} FROM {table} WHERE ({key_cols}) IN (VALUES %s)",
-        keys,
-        page_size=5000,
-        fetch=True,
-    )
-    return {tuple(r[:key_size]): tuple(r[key_size:]) for r in found}
+def _copy_text(rows: Sequence[tuple]) -> str:
+    return "".join("\t".join(map(_field, row)) + "\n" for row in rows)
+
+
+def _field(value) -> str:
+    if value is None:
+        return r"\N"
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    text = str(value)
+    if "\\" in text or "\t" in text or "\n" in text or "\r" in text:
+        text = text.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+    return text

@@ -7,7 +7,7 @@ export DJANGO_SETTINGS_MODULE=backoffice.settings
 PORT="${PORT:-8000}"
 BIN=.venv/bin
 
-$BIN/python manage.py migrate --no-input
+$BIN/python manage.py migrate --no-input -v 0 && echo "database migrated"
 $BIN/python manage.py collectstatic --no-input -v 0
 if ! $BIN/python manage.py load_demo --if-empty; then
   echo "error: loading the demo data failed" >&2; exit 1
