@@ -107,6 +107,16 @@ class TestAppendOnly:
             OperationsLogEntry.objects.filter(pk=entry.pk).delete()
 
 
+    def test_the_database_refuses_truncate_on_an_ordinary_connection(self, db):
+        write()
+
+        with pytest.raises(DatabaseError, match="TRUNCATE refused"), transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute("SET LOCAL backoffice.allow_truncate = off")
+            cursor.execute("TRUNCATE backoffice_operationslogentry")
+
+        assert OperationsLogEntry.objects.exists()
+
+
 class TestVerifyAuditLog:
     def test_reports_an_intact_chain(self, db, capsys):
         write(5)
