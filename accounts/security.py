@@ -14,7 +14,9 @@ from datetime import UTC, datetime, timedelta
 
 import redis
 from django.db import connection, transaction
+from django.contrib.postgres.expressions import ArraySubquery
 from django.db.models import Exists, OuterRef
+from django.db.models.functions import JSONObject
 from psycopg2.extras import execute_values
 
 from accounts import counters, geoip, locks, rules, suspicious
@@ -95,21 +97,29 @@ def _refuse_conflicts(events: list[EventIn], stored: dict[str, SecurityEvent]) -
 
 
 def _customer_views(events: list[EventIn]) -> dict[str, _CustomerView]:
+    """The customers of the batch with their lock flag, known IPs and devices, in one query."""
     ids = {e.customer_id for e in events if e.customer_id}
-    open_lock = CustomerLock.objects.filter(customer=OuterRef("pk"), unlocked_at__isnull=True)
-    customers = {c.external_id: c for c in Customer.objects.filter(external_id__in=ids).annotate(locked=Exists(open_lock))}
+    known_ips = KnownIp.objects.filter(customer=OuterRef("pk")).values(
+        json=JSONObject(ip="ip", country="country", first="first_seen_at", last="last_seen_at", logins="logins"))
+    customers = {
+        c.external_id: c
+        for c in Customer.objects.filter(external_id__in=ids).annotate(
+            locked=Exists(CustomerLock.objects.filter(customer=OuterRef("pk"), unlocked_at__isnull=True)),
+            ip_rows=ArraySubquery(known_ips),
+            device_ids=ArraySubquery(KnownDevice.objects.filter(customer=OuterRef("pk")).values("device_id")),
+        )
+    }
     unknown = [i for i, e in enumerate(events) if e.customer_id and e.customer_id not in customers]
     if unknown:
         raise InvalidInput("Events for unknown customers; nothing was stored.",
                            details=[{"index": i, "field": "customer_id", "message": "unknown customer"} for i in unknown])
-    pks = [c.pk for c in customers.values()]
-    ips: dict[int, dict[str, KnownIp]] = {}
-    for known in KnownIp.objects.filter(customer_id__in=pks):
-        ips.setdefault(known.customer_id, {})[known.ip] = known
-    devices: dict[int, set[str]] = {}
-    for customer_id, device in KnownDevice.objects.filter(customer_id__in=pks).values_list("customer_id", "device_id"):
-        devices.setdefault(customer_id, set()).add(device)
-    return {ext: _CustomerView(c, c.locked, ips.get(c.pk, {}), devices.get(c.pk, set())) for ext, c in customers.items()}
+    return {ext: _CustomerView(c, c.locked, {r["ip"]: _known_ip(c, r) for r in c.ip_rows}, set(c.device_ids))
+            for ext, c in customers.items()}
+
+
+def _known_ip(customer: Customer, row: dict) -> KnownIp:
+    return KnownIp(customer=customer, ip=row["ip"], country=row["country"], logins=row["logins"],
+                   first_seen_at=datetime.fromisoformat(row["first"]), last_seen_at=datetime.fromisoformat(row["last"]))
 
 
 def _limits(now: datetime) -> rules.SecurityLimits:
