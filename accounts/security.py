@@ -12,15 +12,12 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+import orjson
 import redis
 from django.db import connection, transaction
-from django.contrib.postgres.expressions import ArraySubquery
-from django.db.models import Exists, OuterRef
-from django.db.models.functions import JSONObject
-from psycopg2.extras import execute_values
 
-from accounts import counters, geoip, locks, rules, suspicious
-from accounts.models import Customer, CustomerLock, KnownDevice, KnownIp, SecurityEvent, SuspiciousEntry
+from accounts import counters, geoip, locks, rules
+from accounts.models import Customer, SuspiciousEntry
 from backoffice import audit
 from backoffice.errors import DomainError, InvalidInput
 from backoffice.parameters import param
@@ -48,8 +45,15 @@ class EventIn:
 
     @property
     def fingerprint(self) -> str:
-        parts = (self.event_id, self.type, self.ip, self.device_id, self.at.astimezone(UTC).isoformat(),
-                 self.customer_id or "", self.cookie_id)
+        parts = (
+            self.event_id,
+            self.type,
+            self.ip,
+            self.device_id,
+            self.at.astimezone(UTC).isoformat(),
+            self.customer_id or "",
+            self.cookie_id,
+        )
         return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
 
 
@@ -57,26 +61,55 @@ class EventIn:
 class _CustomerView:
     """What is known about one customer while a batch is decided (updated event by event)."""
 
-    customer: Customer
+    customer_id: int
+    external_id: str
     locked: bool
-    ips: dict[str, KnownIp]
+    ips: dict[str, "_KnownIp"]
     devices: set[str]
     lock_now: list[str] = field(default_factory=list)
 
 
+@dataclass
+class _KnownIp:
+    country: str
+    first_seen_at: datetime
+    last_seen_at: datetime
+    logins: int
+
+
+@dataclass(frozen=True)
+class _Stored:
+    fingerprint: str
+    actions: list[str]
+    retry_after: int | None
+
+
+@dataclass(frozen=True)
+class _Suspicious:
+    status: str
+    expires_at: datetime | None
+
+
 def ingest_security_events(*, events: list[EventIn], actor: audit.Actor, now: datetime) -> tuple[list[dict], int, int]:
     """Decide and store a batch; returns (results in input order, accepted, duplicates)."""
-    stored = {e.event_id: e for e in SecurityEvent.objects.filter(event_id__in=[e.event_id for e in events])}
+    stored, views, entries = _read_state(events, now=now)
     _refuse_conflicts(events, stored)
     new = [e for e in events if e.event_id not in stored]
-    views = _customer_views(new)
-    entries = suspicious.statuses(ips={e.ip for e in new}, devices={e.device_id for e in new}, now=now)
+    _refuse_unknown_customers(events, views)
     limits = _limits(now)
     decided = {e.event_id: _decide(e, views, entries, limits) for e in new}
     _store(new, decided, views, actor=actor, now=now)
-    results = [_result(e.event_id, *(decided[e.event_id] if e.event_id in decided else
-                                     (stored[e.event_id].actions, stored[e.event_id].retry_after)))
-               for e in events]
+    results = [
+        _result(
+            e.event_id,
+            *(
+                decided[e.event_id]
+                if e.event_id in decided
+                else (stored[e.event_id].actions, stored[e.event_id].retry_after)
+            ),
+        )
+        for e in events
+    ]
     return results, len(new), len(events) - len(new)
 
 
@@ -87,39 +120,85 @@ def _result(event_id: str, actions: list[str], retry_after: int | None) -> dict:
     return result
 
 
-def _refuse_conflicts(events: list[EventIn], stored: dict[str, SecurityEvent]) -> None:
-    conflicts = [i for i, e in enumerate(events) if e.event_id in stored and stored[e.event_id].fingerprint != e.fingerprint]
+def _refuse_conflicts(events: list[EventIn], stored: dict[str, _Stored]) -> None:
+    conflicts = [
+        i for i, e in enumerate(events) if e.event_id in stored and stored[e.event_id].fingerprint != e.fingerprint
+    ]
     if conflicts:
         raise EventConflict(
             f"{len(conflicts)} event(s) were already received with different content; nothing was stored.",
-            details=[{"index": i, "field": "event_id", "message": "already received with different content"}
-                     for i in conflicts])
-
-
-def _customer_views(events: list[EventIn]) -> dict[str, _CustomerView]:
-    """The customers of the batch with their lock flag, known IPs and devices, in one query."""
-    ids = {e.customer_id for e in events if e.customer_id}
-    known_ips = KnownIp.objects.filter(customer=OuterRef("pk")).values(
-        json=JSONObject(ip="ip", country="country", first="first_seen_at", last="last_seen_at", logins="logins"))
-    customers = {
-        c.external_id: c
-        for c in Customer.objects.filter(external_id__in=ids).annotate(
-            locked=Exists(CustomerLock.objects.filter(customer=OuterRef("pk"), unlocked_at__isnull=True)),
-            ip_rows=ArraySubquery(known_ips),
-            device_ids=ArraySubquery(KnownDevice.objects.filter(customer=OuterRef("pk")).values("device_id")),
+            details=[
+                {"index": i, "field": "event_id", "message": "already received with different content"}
+                for i in conflicts
+            ],
         )
-    }
-    unknown = [i for i, e in enumerate(events) if e.customer_id and e.customer_id not in customers]
+
+
+def _refuse_unknown_customers(events: list[EventIn], views: dict[str, _CustomerView]) -> None:
+    unknown = [i for i, e in enumerate(events) if e.customer_id and e.customer_id not in views]
     if unknown:
-        raise InvalidInput("Events for unknown customers; nothing was stored.",
-                           details=[{"index": i, "field": "customer_id", "message": "unknown customer"} for i in unknown])
-    return {ext: _CustomerView(c, c.locked, {r["ip"]: _known_ip(c, r) for r in c.ip_rows}, set(c.device_ids))
-            for ext, c in customers.items()}
+        raise InvalidInput(
+            "Events for unknown customers; nothing was stored.",
+            details=[{"index": i, "field": "customer_id", "message": "unknown customer"} for i in unknown],
+        )
 
 
-def _known_ip(customer: Customer, row: dict) -> KnownIp:
-    return KnownIp(customer=customer, ip=row["ip"], country=row["country"], logins=row["logins"],
-                   first_seen_at=datetime.fromisoformat(row["first"]), last_seen_at=datetime.fromisoformat(row["last"]))
+# Everything the decisions need, in one round trip: this endpoint answers every login of the exchange.
+_READ_STATE = """
+SELECT 'event', json_build_object('id', event_id, 'fingerprint', fingerprint, 'actions', actions,
+                                  'retry_after', retry_after)
+  FROM accounts_securityevent WHERE event_id = ANY(%(event_ids)s::text[])
+UNION ALL
+SELECT 'customer', json_build_object(
+    'id', c.id, 'external_id', c.external_id,
+    'locked', EXISTS (SELECT 1 FROM accounts_customerlock l WHERE l.customer_id = c.id AND l.unlocked_at IS NULL),
+    'ips', (SELECT coalesce(json_agg(json_build_object('ip', host(k.ip), 'country', k.country,
+                                     'first', k.first_seen_at, 'last', k.last_seen_at, 'logins', k.logins)), '[]')
+            FROM accounts_knownip k WHERE k.customer_id = c.id),
+    'devices', (SELECT coalesce(json_agg(d.device_id), '[]') FROM accounts_knowndevice d WHERE d.customer_id = c.id))
+  FROM accounts_customer c WHERE c.external_id = ANY(%(customer_ids)s::text[])
+UNION ALL
+SELECT 'suspicious', json_build_object('kind', kind, 'value', value, 'status', status, 'expires_at', expires_at)
+  FROM accounts_suspiciousentry
+ WHERE removed_at IS NULL AND (expires_at IS NULL OR expires_at > %(now)s)
+   AND ((kind = 'IP' AND value = ANY(%(ips)s::text[])) OR (kind = 'DEVICE' AND value = ANY(%(devices)s::text[])))
+"""
+
+
+def _read_state(events: list[EventIn], *, now: datetime):
+    params = {
+        "event_ids": [e.event_id for e in events],
+        "now": now,
+        "customer_ids": sorted({e.customer_id for e in events if e.customer_id}),
+        "ips": sorted({e.ip for e in events}),
+        "devices": sorted({e.device_id for e in events}),
+    }
+    stored, views, entries = {}, {}, {}
+    with connection.cursor() as cursor:
+        cursor.execute(_READ_STATE, params)
+        for kind, row in cursor.fetchall():
+            if kind == "event":
+                stored[row["id"]] = _Stored(row["fingerprint"], row["actions"], row["retry_after"])
+            elif kind == "customer":
+                views[row["external_id"]] = _CustomerView(
+                    row["id"],
+                    row["external_id"],
+                    row["locked"],
+                    {
+                        r["ip"]: _KnownIp(r["country"], _time(r["first"]), _time(r["last"]), r["logins"])
+                        for r in row["ips"]
+                    },
+                    set(row["devices"]),
+                )
+            else:
+                entries[(row["kind"], row["value"])] = _Suspicious(
+                    row["status"], row["expires_at"] and _time(row["expires_at"])
+                )
+    return stored, views, entries
+
+
+def _time(value: str) -> datetime:
+    return datetime.fromisoformat(value)
 
 
 def _limits(now: datetime) -> rules.SecurityLimits:
@@ -147,9 +226,12 @@ def _decide(event: EventIn, views, entries, limits) -> tuple[list[str], int | No
 def _facts(event: EventIn, view: _CustomerView | None, entries, limits) -> rules.EventFacts:
     ip_entry = entries.get((SuspiciousEntry.Kind.IP, event.ip))
     device_entry = entries.get((SuspiciousEntry.Kind.DEVICE, event.device_id))
-    base = {"type": event.type, "ip_status": ip_entry.status if ip_entry else "",
-            "device_status": device_entry.status if device_entry else "",
-            "ban_seconds_left": _ban_left(event.at, ip_entry, device_entry)}
+    base = {
+        "type": event.type,
+        "ip_status": ip_entry.status if ip_entry else "",
+        "device_status": device_entry.status if device_entry else "",
+        "ban_seconds_left": _ban_left(event.at, ip_entry, device_entry),
+    }
     try:
         return rules.EventFacts(**base, **_customer_facts(event, view), **_counter_facts(event, view))
     except (redis.ConnectionError, redis.TimeoutError):
@@ -193,14 +275,20 @@ def _country(event: EventIn) -> str:
 def _counter_facts(event: EventIn, view: _CustomerView | None) -> dict:
     if event.type == "login_failed" and view is not None:
         window = timedelta(minutes=param("security.failed_login_window_minutes", at=event.at))
-        by_customer, by_ip = counters.failed_login(customer_id=view.customer.pk, ip=event.ip, event_id=event.event_id,
-                                                   at=event.at, window=window)
+        by_customer, by_ip = counters.failed_login(
+            customer_id=view.customer_id, ip=event.ip, event_id=event.event_id, at=event.at, window=window
+        )
         return {"failed_logins_for_customer": by_customer, "failed_customers_for_ip": by_ip}
     if event.type == "registration_attempt":
-        ip_n, device_n, cookie_n, left = counters.registration(ip=event.ip, device_id=event.device_id,
-                                                               cookie_id=event.cookie_id, at=event.at)
-        return {"registrations_for_ip": ip_n, "registrations_for_device": device_n,
-                "registrations_for_cookie": cookie_n, "seconds_to_window_end": left}
+        ip_n, device_n, cookie_n, left = counters.registration(
+            ip=event.ip, device_id=event.device_id, cookie_id=event.cookie_id, at=event.at
+        )
+        return {
+            "registrations_for_ip": ip_n,
+            "registrations_for_device": device_n,
+            "registrations_for_cookie": cookie_n,
+            "seconds_to_window_end": left,
+        }
     if event.type == "account_check":
         count, blocked_ms = counters.account_check(cookie_id=event.cookie_id, at=event.at)
         return {"account_checks_this_second": count, "cookie_blocked_seconds_left": -(-blocked_ms // 1000)}
@@ -213,8 +301,7 @@ def _remember(event: EventIn, view: _CustomerView, decision: rules.Decision) -> 
         view.locked = True
         view.lock_now.append(decision.lock_rules[0])
     if event.type in rules.LOGIN_TYPES:
-        known = view.ips.get(event.ip) or KnownIp(customer=view.customer, ip=event.ip, first_seen_at=event.at,
-                                                   last_seen_at=event.at, logins=0)
+        known = view.ips.get(event.ip) or _KnownIp("", event.at, event.at, 0)
         known.last_seen_at = max(known.last_seen_at, event.at)
         known.logins += 1
         view.ips[event.ip] = known
@@ -229,79 +316,153 @@ def _quietly(func, **kwargs) -> None:
         logger.warning("security events: Redis unavailable; %s skipped", func.__name__)
 
 
-@transaction.atomic
-def _store(events: list[EventIn], decided: dict, views: dict[str, _CustomerView], *, actor: audit.Actor,
-           now: datetime) -> None:
-    customers = {ext: v.customer for ext, v in views.items()}
-    if not any(v.lock_now for v in views.values()) and not any(e.type == "password_change" for e in events):
-        # Only observations in this batch (events, known IPs and devices): commit without waiting for the
-        # disk flush. A database crash may lose the last moments of them; locks and password changes,
-        # which are decisions, always commit durably.
+# One statement stores the events and what they teach about known IPs and devices. Sent in autocommit
+# with SET LOCAL, the two run as one implicit transaction in a single round trip.
+_WRITE = """
+WITH new_events AS (
+    INSERT INTO accounts_securityevent (event_id, customer_id, type, ip, device_id, cookie_id, at, received_at,
+                                        actions, retry_after, fingerprint)
+    SELECT x.event_id, x.customer_id, x.type, x.ip::inet, x.device_id, x.cookie_id, x.at, %(now)s,
+           x.actions, x.retry_after, x.fingerprint
+      FROM jsonb_to_recordset(%(events)s::jsonb) AS x(event_id text, customer_id bigint, type text, ip text,
+           device_id text, cookie_id text, at timestamptz, actions jsonb, retry_after int, fingerprint text)
+    ON CONFLICT (event_id) DO NOTHING RETURNING 1
+), ips AS (
+    INSERT INTO accounts_knownip AS t (customer_id, ip, country, first_seen_at, last_seen_at, logins)
+    SELECT x.customer_id, x.ip::inet, x.country, x.first, x.last, x.logins
+      FROM jsonb_to_recordset(%(ips)s::jsonb) AS x(customer_id bigint, ip text, country text, first timestamptz,
+           last timestamptz, logins int)
+    ON CONFLICT (customer_id, ip) DO UPDATE SET
+        first_seen_at = LEAST(t.first_seen_at, EXCLUDED.first_seen_at),
+        last_seen_at = GREATEST(t.last_seen_at, EXCLUDED.last_seen_at),
+        logins = t.logins + EXCLUDED.logins
+    RETURNING 1
+), devices AS (
+    INSERT INTO accounts_knowndevice AS t (customer_id, device_id, first_seen_at, last_seen_at)
+    SELECT x.customer_id, x.device_id, x.first, x.last
+      FROM jsonb_to_recordset(%(devices)s::jsonb) AS x(customer_id bigint, device_id text, first timestamptz,
+           last timestamptz)
+    ON CONFLICT (customer_id, device_id) DO UPDATE SET
+        first_seen_at = LEAST(t.first_seen_at, EXCLUDED.first_seen_at),
+        last_seen_at = GREATEST(t.last_seen_at, EXCLUDED.last_seen_at)
+    RETURNING 1
+)
+SELECT (SELECT count(*) FROM new_events), (SELECT count(*) FROM ips), (SELECT count(*) FROM devices)
+"""
+# Only observations (events, known IPs and devices): commit without waiting for the disk flush. A
+# database crash may lose the last moments of them; locks and password changes, which are decisions,
+# always commit durably in their own transaction.
+_ASYNC_COMMIT = "SET LOCAL synchronous_commit TO OFF;"
+
+
+def _store(
+    events: list[EventIn], decided: dict, views: dict[str, _CustomerView], *, actor: audit.Actor, now: datetime
+) -> None:
+    params = {"now": now, **_rows(events, decided, views)}
+    decisions = any(v.lock_now for v in views.values()) or any(e.type == "password_change" for e in events)
+    if not decisions:
         with connection.cursor() as cursor:
-            cursor.execute("SET LOCAL synchronous_commit TO OFF")
-    SecurityEvent.objects.bulk_create(
-        [SecurityEvent(event_id=e.event_id, customer=customers.get(e.customer_id), type=e.type, ip=e.ip,
-                       device_id=e.device_id, cookie_id=e.cookie_id, at=e.at, received_at=now,
-                       actions=decided[e.event_id][0], retry_after=decided[e.event_id][1], fingerprint=e.fingerprint)
-         for e in events],
-        ignore_conflicts=True,
-    )
-    _upsert_known(events, customers)
-    _record_password_changes(events, customers, actor=actor, now=now)
-    for view in views.values():
-        for rule in view.lock_now:
-            _lock(view.customer, rule, actor=actor, now=now)
+            cursor.execute(_ASYNC_COMMIT + _WRITE, params)
+        return
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute(_WRITE, params)
+        _record_password_changes(events, views, actor=actor, now=now)
+        for view in views.values():
+            for rule in view.lock_now:
+                _lock(Customer.objects.get(pk=view.customer_id), rule, actor=actor, now=now)
 
 
-def _upsert_known(events: list[EventIn], customers: dict[str, Customer]) -> None:
-    ips, devices = {}, {}
+def _rows(events: list[EventIn], decided: dict, views: dict[str, _CustomerView]) -> dict:
+    ids = {ext: v.customer_id for ext, v in views.items()}
+    event_rows, ips, devices = [], {}, {}
     for e in events:
-        customer = customers.get(e.customer_id)
+        customer = ids.get(e.customer_id)
+        actions, retry = decided[e.event_id]
+        event_rows.append(
+            {
+                "event_id": e.event_id,
+                "customer_id": customer,
+                "type": e.type,
+                "ip": e.ip,
+                "device_id": e.device_id,
+                "cookie_id": e.cookie_id,
+                "at": e.at.isoformat(),
+                "actions": actions,
+                "retry_after": retry,
+                "fingerprint": e.fingerprint,
+            }
+        )
         if customer is None:
             continue
         if e.type in rules.LOGIN_TYPES:
-            first, last, n = ips.get((customer.pk, e.ip), (e.at, e.at, 0))
-            ips[(customer.pk, e.ip)] = (min(first, e.at), max(last, e.at), n + 1)
+            first, last, n = ips.get((customer, e.ip), (e.at, e.at, 0))
+            ips[(customer, e.ip)] = (min(first, e.at), max(last, e.at), n + 1)
         if e.type in ("login", "password_change", "device_added"):
-            first, last = devices.get((customer.pk, e.device_id), (e.at, e.at))
-            devices[(customer.pk, e.device_id)] = (min(first, e.at), max(last, e.at))
-    with connection.cursor() as cursor:
-        if ips:
-            execute_values(cursor.cursor, f"""
-                INSERT INTO {KnownIp._meta.db_table} AS t (customer_id, ip, country, first_seen_at, last_seen_at, logins)
-                VALUES %s ON CONFLICT (customer_id, ip) DO UPDATE SET
-                    first_seen_at = LEAST(t.first_seen_at, EXCLUDED.first_seen_at),
-                    last_seen_at = GREATEST(t.last_seen_at, EXCLUDED.last_seen_at),
-                    logins = t.logins + EXCLUDED.logins""",
-                [(c, ip, geoip.country_of(ip), a, b, n) for (c, ip), (a, b, n) in ips.items()])
-        if devices:
-            execute_values(cursor.cursor, f"""
-                INSERT INTO {KnownDevice._meta.db_table} AS t (customer_id, device_id, first_seen_at, last_seen_at)
-                VALUES %s ON CONFLICT (customer_id, device_id) DO UPDATE SET
-                    first_seen_at = LEAST(t.first_seen_at, EXCLUDED.first_seen_at),
-                    last_seen_at = GREATEST(t.last_seen_at, EXCLUDED.last_seen_at)""",
-                [(c, d, a, b) for (c, d), (a, b) in devices.items()])
+            first, last = devices.get((customer, e.device_id), (e.at, e.at))
+            devices[(customer, e.device_id)] = (min(first, e.at), max(last, e.at))
+    return {
+        "events": orjson.dumps(event_rows).decode(),
+        "ips": orjson.dumps(
+            [
+                {
+                    "customer_id": c,
+                    "ip": ip,
+                    "country": geoip.country_of(ip),
+                    "first": a.isoformat(),
+                    "last": b.isoformat(),
+                    "logins": n,
+                }
+                for (c, ip), (a, b, n) in ips.items()
+            ]
+        ).decode(),
+        "devices": orjson.dumps(
+            [
+                {"customer_id": c, "device_id": d, "first": a.isoformat(), "last": b.isoformat()}
+                for (c, d), (a, b) in devices.items()
+            ]
+        ).decode(),
+    }
 
 
-def _record_password_changes(events, customers, *, actor: audit.Actor, now: datetime) -> None:
+def _record_password_changes(events, views: dict[str, _CustomerView], *, actor: audit.Actor, now: datetime) -> None:
     latest: dict[str, datetime] = {}
     for e in events:
         if e.type == "password_change":
             latest[e.customer_id] = max(latest.get(e.customer_id, e.at), e.at)
     for external_id, at in latest.items():
-        customer = Customer.objects.select_for_update(no_key=True).get(pk=customers[external_id].pk)
+        customer = Customer.objects.select_for_update(no_key=True).get(pk=views[external_id].customer_id)
         if customer.password_changed_at and customer.password_changed_at >= at:
             continue
-        before = {"password_changed_at": customer.password_changed_at, "must_change_password": customer.must_change_password}
+        before = {
+            "password_changed_at": customer.password_changed_at,
+            "must_change_password": customer.must_change_password,
+        }
         customer.password_changed_at, customer.must_change_password = at, False
         customer.save(update_fields=["password_changed_at", "must_change_password"])
-        audit.record(actor=actor, action="customer.password_change", target=customer, now=now, before=before,
-                     after={"password_changed_at": at, "must_change_password": False})
+        audit.record(
+            actor=actor,
+            action="customer.password_change",
+            target=customer,
+            now=now,
+            before=before,
+            after={"password_changed_at": at, "must_change_password": False},
+        )
 
 
 def _lock(customer: Customer, rule: str, *, actor: audit.Actor, now: datetime) -> None:
-    reason = {"account_takeover": "repeated failed logins against this customer (suspected account takeover)",
-              "credential_stuffing": "one IP failing against many customers (suspected credential stuffing)"}.get(rule, rule)
+    reason = {
+        "account_takeover": "repeated failed logins against this customer (suspected account takeover)",
+        "credential_stuffing": "one IP failing against many customers (suspected credential stuffing)",
+    }.get(rule, rule)
     lock = locks.lock_customer(customer=customer, rule=rule, reason=reason, actor=actor, now=now)
-    trading_risk.open_alert(rule=rule, severity="MAJOR", customer=customer, summary=f"Customer locked: {reason}",
-                            dedup_key=f"{rule}:lock:{lock.pk}", actor=actor, now=now, details={"lock": lock.pk})
+    trading_risk.open_alert(
+        rule=rule,
+        severity="MAJOR",
+        customer=customer,
+        summary=f"Customer locked: {reason}",
+        dedup_key=f"{rule}:lock:{lock.pk}",
+        actor=actor,
+        now=now,
+        details={"lock": lock.pk},
+    )

@@ -6,8 +6,10 @@ API request without adding safety against guessing).
 
 import hashlib
 import secrets
+import time
 from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.db import transaction
 
 from backoffice import audit
@@ -35,9 +37,28 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+# token hash -> (client, monotonic time the entry was read). Every API request authenticates, so a
+# client is read from the database at most every API_TOKEN_CACHE_SECONDS per process; a revocation
+# reaches this process at once and every other process within that time.
+_recent: dict[str, tuple[ApiClient, float]] = {}
+
+
 def client_for_token(token: str) -> ApiClient | None:
     """The active client holding this token, or None."""
-    return ApiClient.objects.filter(token_hash=hash_token(token), revoked_at__isnull=True).first()
+    digest = hash_token(token)
+    cached = _recent.get(digest)
+    if cached is not None and time.monotonic() - cached[1] < settings.API_TOKEN_CACHE_SECONDS:
+        return cached[0]
+    client = ApiClient.objects.filter(token_hash=digest, revoked_at__isnull=True).first()
+    if client is None:
+        _recent.pop(digest, None)
+    else:
+        _recent[digest] = (client, time.monotonic())
+    return client
+
+
+def forget_cached_tokens() -> None:
+    _recent.clear()
 
 
 def note_use(client: ApiClient, *, now: datetime) -> None:
@@ -76,6 +97,7 @@ def create_api_client(*, name: str, scopes: list[str], actor: audit.Actor, now: 
 def revoke_api_client(*, client: ApiClient, actor: audit.Actor, reason: str, now: datetime) -> ApiClient:
     """Revoke a client's token at once; idempotent."""
     updated = ApiClient.objects.filter(pk=client.pk, revoked_at__isnull=True).update(revoked_at=now)
+    forget_cached_tokens()
     if updated:
         audit.record(
             actor=actor,

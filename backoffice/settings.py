@@ -180,6 +180,8 @@ if env_bool("BEHIND_TLS_PROXY", default=False):
 # The API accepts batches of up to 10,000 items; anything bigger than this is refused before parsing.
 API_MAX_BODY_BYTES = env_int("API_MAX_BODY_BYTES", 16 * 1024 * 1024)
 API_MAX_BATCH_ITEMS = 10_000
+# How long a process may trust an API token it has read without reading it again (revocation delay).
+API_TOKEN_CACHE_SECONDS = float(env("API_TOKEN_CACHE_SECONDS", "5"))
 DATA_UPLOAD_MAX_MEMORY_SIZE = API_MAX_BODY_BYTES
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 

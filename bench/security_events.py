@@ -17,17 +17,19 @@ from bench.harness import Context, Result, measured, percentile, scenario
 NAME = "security_events"
 RATE = 500  # requests per second
 CUSTOMERS = 2000
+IN_FLIGHT = 32  # connections the engine keeps open
 
 
 @scenario(NAME, f"POST /security-events/ one event per request at {RATE}/s for the p99 decision latency")
 def security_events(ctx: Context) -> list[Result]:
-    seconds = 5 if ctx.quick else 20
+    seconds = 3 if ctx.quick else 15
     token = _setup(ctx.run_tag)
+    started = time.perf_counter()
     latencies, errors = asyncio.run(_drive(ctx, token, total=RATE * seconds))
-    achieved = len(latencies) / seconds
+    achieved = len(latencies) / (time.perf_counter() - started)
     return [
         measured(NAME, "offered rate", RATE, "requests/s"),
-        measured(NAME, "answered", achieved, "requests/s"),
+        measured(NAME, "answered", achieved, "requests/s", at_least=RATE * 0.98),
         measured(NAME, "errors", errors, "requests", at_most=0),
         measured(NAME, "decision p50", 1000 * percentile(latencies, 50), "ms"),
         measured(NAME, "decision p99", 1000 * percentile(latencies, 99), "ms", at_most=20),
@@ -91,16 +93,23 @@ async def _drive(ctx: Context, token: str, *, total: int) -> tuple[list[float], 
     bodies = [orjson.dumps([_event(ctx.run_tag, n, start_at + timedelta(milliseconds=n))]) for n in range(total)]
     latencies: list[float] = []
     errors = 0
-    limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
+    limits = httpx.Limits(max_connections=IN_FLIGHT, max_keepalive_connections=IN_FLIGHT)
+    in_flight = asyncio.Semaphore(IN_FLIGHT)
     headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
-    async with httpx.AsyncClient(base_url=ctx.base_url, headers=headers, limits=limits, timeout=30) as client:
+    timeout = httpx.Timeout(30, pool=None)  # waiting for a connection is part of the measured latency
+    async with httpx.AsyncClient(base_url=ctx.base_url, headers=headers, limits=limits, timeout=timeout) as client:
         began = time.perf_counter()
 
         async def one(n: int) -> None:
             nonlocal errors
             due = began + n / RATE
             await asyncio.sleep(max(0.0, due - time.perf_counter()))
-            response = await client.post("/api/v1/security-events/", content=bodies[n])
+            async with in_flight:
+                try:
+                    response = await client.post("/api/v1/security-events/", content=bodies[n])
+                except httpx.TransportError:
+                    errors += 1
+                    return
             if response.status_code != 200:
                 errors += 1
                 return

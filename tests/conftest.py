@@ -2,7 +2,7 @@ import pytest
 from rest_framework.test import APIClient
 
 from accounts import geoip
-from backoffice import parameters
+from backoffice import api_clients, parameters
 from tests import factories
 
 
@@ -11,6 +11,7 @@ def _fresh_parameter_cache():
     """Each test sees the risk parameters of its own database state."""
     parameters.clear_cache()
     geoip._cached_country.cache_clear()
+    api_clients.forget_cached_tokens()
     yield
     parameters.clear_cache()
 

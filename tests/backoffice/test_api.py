@@ -244,3 +244,27 @@ class TestIdempotency:
         assert body["code"] == "idempotency_conflict"
         assert body["details"] == [{"index": 1, "field": "at", "message": "already received with a different value"}]
         assert not AssetPrice.objects.filter(asset="ETH").exists()
+
+
+class TestTokenCache:
+    def test_a_revocation_takes_effect_at_once_in_the_revoking_process(self, db):
+        record, token = make_api_client()
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
+        before = post(client, [price()])
+
+        api_clients.revoke_api_client(client=record, actor=Actor.system("tests"), reason="leaked", now=NOW)
+        after = post(client, [price(at="2026-03-02T13:00:00Z")])
+
+        assert (before.status_code, after.status_code) == (200, 401)
+
+    def test_other_processes_read_the_revocation_within_the_cache_period(self, db, settings):
+        from backoffice.models import ApiClient
+
+        settings.API_TOKEN_CACHE_SECONDS = 0
+        record, token = make_api_client()
+        assert api_clients.client_for_token(token) == record
+
+        ApiClient.objects.filter(pk=record.pk).update(revoked_at=NOW)  # as another process's revocation
+
+        assert api_clients.client_for_token(token) is None
