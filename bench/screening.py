@@ -154,7 +154,8 @@ def _make_customers(ctx: Context, count: int, *, prefix: str):
     customers = [
         Customer(external_id=f"{prefix}-{ctx.run_tag}-{n}", type=Customer.Type.INDIVIDUAL,
                  name=listed[n % 3] if n % 500 == 0 else names[n % len(names)]["full_name"], country="US",
-                 email=f"{prefix}{n}@example.com", phone="+1 555 0100", date_of_birth=_date(names[n % len(names)]["date_of_birth"]),
+                 email=f"{prefix}{n}@example.com", phone="+1 555 0100",
+                 date_of_birth=_date(names[n % len(names)]["date_of_birth"]),
                  created_at=now, updated_at=now)
         for n in range(count)
     ]

@@ -9,7 +9,6 @@ import asyncio
 import time
 from datetime import UTC, datetime, timedelta
 
-import httpx
 import orjson
 
 from bench.harness import Context, Result, measured, percentile, scenario
@@ -89,31 +88,50 @@ def _event(run_tag: str, n: int, at: datetime) -> dict:
 
 
 async def _drive(ctx: Context, token: str, *, total: int) -> tuple[list[float], int]:
+    """Send `total` requests at RATE per second over IN_FLIGHT keep-alive connections; latency counts from
+    the moment each request was due, so time spent waiting for a free connection is included."""
     start_at = datetime.now(UTC) - timedelta(hours=1)
-    bodies = [orjson.dumps([_event(ctx.run_tag, n, start_at + timedelta(milliseconds=n))]) for n in range(total)]
+    host, port = ctx.base_url.removeprefix("http://").split(":")
+    requests = [_request(host, token, orjson.dumps([_event(ctx.run_tag, n, start_at + timedelta(milliseconds=n))]))
+                for n in range(total)]
+    queue: asyncio.Queue = asyncio.Queue()
     latencies: list[float] = []
     errors = 0
-    limits = httpx.Limits(max_connections=IN_FLIGHT, max_keepalive_connections=IN_FLIGHT)
-    in_flight = asyncio.Semaphore(IN_FLIGHT)
-    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
-    timeout = httpx.Timeout(30, pool=None)  # waiting for a connection is part of the measured latency
-    async with httpx.AsyncClient(base_url=ctx.base_url, headers=headers, limits=limits, timeout=timeout) as client:
-        began = time.perf_counter()
+    began = time.perf_counter()
 
-        async def one(n: int) -> None:
-            nonlocal errors
-            due = began + n / RATE
-            await asyncio.sleep(max(0.0, due - time.perf_counter()))
-            async with in_flight:
-                try:
-                    response = await client.post("/api/v1/security-events/", content=bodies[n])
-                except httpx.TransportError:
-                    errors += 1
-                    return
-            if response.status_code != 200:
+    async def schedule() -> None:
+        for n, request in enumerate(requests):
+            await asyncio.sleep(max(0.0, began + n / RATE - time.perf_counter()))
+            queue.put_nowait((began + n / RATE, request))
+        for _ in range(IN_FLIGHT):
+            queue.put_nowait(None)
+
+    async def connection() -> None:
+        nonlocal errors
+        reader, writer = await asyncio.open_connection(host, int(port))
+        while (item := await queue.get()) is not None:
+            due, request = item
+            writer.write(request)
+            status = await _read_response(reader)
+            if status == 200:
+                latencies.append(time.perf_counter() - due)
+            else:
                 errors += 1
-                return
-            latencies.append(time.perf_counter() - due)
+        writer.close()
 
-        await asyncio.gather(*(one(n) for n in range(total)))
+    await asyncio.gather(schedule(), *(connection() for _ in range(IN_FLIGHT)))
     return latencies, errors
+
+
+def _request(host: str, token: str, body: bytes) -> bytes:
+    head = (f"POST /api/v1/security-events/ HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {token}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n")
+    return head.encode() + body
+
+
+async def _read_response(reader: asyncio.StreamReader) -> int:
+    head = await reader.readuntil(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    length = next(int(line.split(":", 1)[1]) for line in lines if line.lower().startswith("content-length:"))
+    await reader.readexactly(length)
+    return int(lines[0].split()[1])
