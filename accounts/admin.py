@@ -55,16 +55,28 @@ class StaffAdmin(UserAdmin):
     def save_model(self, request, obj, form, change):
         before = audit.snapshot(User.objects.get(pk=obj.pk), self.AUDITED) if change else None
         super().save_model(request, obj, form, change)
-        audit.record(actor=actor_from_request(request), action="staff.update" if change else "staff.create",
-                     target=obj, now=timezone.now(), before=before, after=audit.snapshot(obj, self.AUDITED))
+        audit.record(
+            actor=actor_from_request(request),
+            action="staff.update" if change else "staff.create",
+            target=obj,
+            now=timezone.now(),
+            before=before,
+            after=audit.snapshot(obj, self.AUDITED),
+        )
 
     def save_related(self, request, form, formsets, change):
         before = sorted(form.instance.groups.values_list("name", flat=True)) if change else []
         super().save_related(request, form, formsets, change)
         after = sorted(form.instance.groups.values_list("name", flat=True))
         if before != after:
-            audit.record(actor=actor_from_request(request), action="staff.roles", target=form.instance,
-                         now=timezone.now(), before={"roles": before}, after={"roles": after})
+            audit.record(
+                actor=actor_from_request(request),
+                action="staff.roles",
+                target=form.instance,
+                now=timezone.now(),
+                before={"roles": before},
+                after={"roles": after},
+            )
 
     @admin.action(description="Lift the login lockout of the selected staff", permissions=["change"])
     def unlock_login(self, request, queryset):
@@ -72,11 +84,14 @@ class StaffAdmin(UserAdmin):
             staff_auth.unlock_staff_login(user=user, actor=actor_from_request(request), now=timezone.now())
         messages.success(request, f"Lifted the lockout of {queryset.count()} staff member(s).")
 
-    @admin.action(description="Reset the authenticator of the selected staff (they enrol again)", permissions=["change"])
+    @admin.action(
+        description="Reset the authenticator of the selected staff (they enrol again)", permissions=["change"]
+    )
     def reset_second_factor(self, request, queryset):
         for user in queryset:
-            staff_auth.reset_second_factor(user=user, actor=actor_from_request(request), now=timezone.now(),
-                                           reason="reset in the admin")
+            staff_auth.reset_second_factor(
+                user=user, actor=actor_from_request(request), now=timezone.now(), reason="reset in the admin"
+            )
         messages.success(request, f"Reset the authenticator of {queryset.count()} staff member(s).")
 
 
@@ -104,7 +119,8 @@ class RestrictForm(forms.Form):
     def __init__(self, *args, customer, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["account"].choices = [("", "all accounts")] + [
-            (a.pk, str(a.external_id)) for a in customer.accounts.all()]
+            (a.pk, str(a.external_id)) for a in customer.accounts.all()
+        ]
 
 
 class LiftForm(forms.Form):
@@ -126,8 +142,21 @@ class CustomerAdmin(ReadOnlyAdmin):
     list_display = ("external_id", "name", "type", "country", "kyc_level", "kyc_level_source", "created_at")
     list_filter = ("type", "kyc_level", "kyc_level_source", "country")
     search_fields = ("external_id", "name", "email", "phone")
-    readonly_fields = ("external_id", "type", "name", "country", "email", "phone", "date_of_birth", "kyc_level",
-                       "kyc_level_source", "password_changed_at", "must_change_password", "created_at", "updated_at")
+    readonly_fields = (
+        "external_id",
+        "type",
+        "name",
+        "country",
+        "email",
+        "phone",
+        "date_of_birth",
+        "kyc_level",
+        "kyc_level_source",
+        "password_changed_at",
+        "must_change_password",
+        "created_at",
+        "updated_at",
+    )
     fields = readonly_fields
     inlines = [AccountInline]
     show_full_result_count = False
@@ -137,7 +166,10 @@ class CustomerAdmin(ReadOnlyAdmin):
         if object_id and request.method == "POST" and "action" in request.POST:
             return self._act(request, get_object_or_404(Customer, pk=object_id))
         if object_id:
-            extra_context = {**(extra_context or {}), **self._glance(request, get_object_or_404(Customer, pk=object_id))}
+            extra_context = {
+                **(extra_context or {}),
+                **self._glance(request, get_object_or_404(Customer, pk=object_id)),
+            }
         return super().changeform_view(request, object_id, form_url, extra_context)
 
     def _glance(self, request, customer: Customer) -> dict:
@@ -147,7 +179,8 @@ class CustomerAdmin(ReadOnlyAdmin):
             "now": now,
             "account_states": [(a, restrictions.account_state(a, now=now)) for a in customer.accounts.all()],
             "standing": Restriction.objects.filter(restrictions.in_force(now), customer=customer)
-                        .select_related("account").order_by("-starts_at"),
+            .select_related("account")
+            .order_by("-starts_at"),
             "open_lock": open_lock,
             "required_verifications": locks.required_verifications(customer, now=now) if open_lock else (),
             "events": SecurityEvent.objects.filter(customer=customer).order_by("-at")[:30],
@@ -156,15 +189,19 @@ class CustomerAdmin(ReadOnlyAdmin):
             "customer_notifications": Notification.objects.filter(customer=customer).order_by("-created_at")[:20],
             "alerts": customer.alerts.order_by("-opened_at")[:20],
             "log": _customer_log(customer)[:30],
-            "lock_form": LockForm(), "restrict_form": RestrictForm(customer=customer),
-            "verification_form": VerificationForm(), "unlock_form": RequestUnlockForm(),
+            "lock_form": LockForm(),
+            "restrict_form": RestrictForm(customer=customer),
+            "verification_form": VerificationForm(),
+            "unlock_form": RequestUnlockForm(),
             "can_restrict": request.user.has_perm("accounts.manage_restriction"),
             "can_unlock": request.user.has_perm("accounts.unlock_customer"),
         }
 
     def _act(self, request, customer: Customer):
         action = request.POST["action"]
-        permission = "accounts.unlock_customer" if action in ("verify", "request_unlock") else "accounts.manage_restriction"
+        permission = (
+            "accounts.unlock_customer" if action in ("verify", "request_unlock") else "accounts.manage_restriction"
+        )
         try:
             if not request.user.has_perm(permission):
                 raise DomainError(f"You need the permission {permission!r} for this.")
@@ -184,8 +221,16 @@ class CustomerAdmin(ReadOnlyAdmin):
         if action == "restrict":
             form = _valid(RestrictForm(data, customer=customer))
             account = customer.accounts.get(pk=form["account"]) if form["account"] else None
-            restrictions.add_restriction(customer=customer, account=account, code=form["code"], rule="staff",
-                                         reason=form["reason"], until=form["until"], actor=actor, now=now)
+            restrictions.add_restriction(
+                customer=customer,
+                account=account,
+                code=form["code"],
+                rule="staff",
+                reason=form["reason"],
+                until=form["until"],
+                actor=actor,
+                now=now,
+            )
             return "Restriction added."
         if action == "lift":
             form = _valid(LiftForm(data))
@@ -200,8 +245,9 @@ class CustomerAdmin(ReadOnlyAdmin):
             locks.record_unlock_verification(lock=open_lock, kind=form["kind"], note=form["note"], actor=actor, now=now)
             return f"{form['kind']} verification recorded."
         if action == "request_unlock":
-            change = locks.request_unlock(lock=open_lock, actor=actor, reason=_valid(RequestUnlockForm(data))["reason"],
-                                          now=now)
+            change = locks.request_unlock(
+                lock=open_lock, actor=actor, reason=_valid(RequestUnlockForm(data))["reason"], now=now
+            )
             return f"Unlock requested as change #{change.pk}; another officer must approve it."
         raise DomainError("Unknown action.")
 
@@ -299,8 +345,12 @@ class SuspiciousEntryAdmin(ReadOnlyAdmin):
             else:
                 messages.success(request, "Entry saved.")
                 return redirect("admin:accounts_suspiciousentry_changelist")
-        context = {**self.admin_site.each_context(request), "title": "Flag, limit or ban an IP or device",
-                   "form": form, "opts": self.model._meta}
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Flag, limit or ban an IP or device",
+            "form": form,
+            "opts": self.model._meta,
+        }
         return TemplateResponse(request, "admin/accounts/simple_form.html", context)
 
     def export_view(self, request):
@@ -311,8 +361,9 @@ class SuspiciousEntryAdmin(ReadOnlyAdmin):
     @admin.action(description="Remove the selected entries from the list", permissions=["manage"])
     def remove(self, request, queryset):
         for entry in queryset:
-            suspicious.remove_suspicious(entry=entry, actor=actor_from_request(request), reason="removed in the admin",
-                                         now=timezone.now())
+            suspicious.remove_suspicious(
+                entry=entry, actor=actor_from_request(request), reason="removed in the admin", now=timezone.now()
+            )
         messages.success(request, f"Removed {queryset.count()} entr(ies).")
 
     def has_manage_permission(self, request):
@@ -339,9 +390,13 @@ class NotificationTemplateAdmin(admin.ModelAdmin):
         return False
 
     def save_model(self, request, obj, form, change):
-        notifications.update_template(template=obj, subject=form.cleaned_data["subject"],
-                                      body=form.cleaned_data["body"], actor=actor_from_request(request),
-                                      now=timezone.now())
+        notifications.update_template(
+            template=obj,
+            subject=form.cleaned_data["subject"],
+            body=form.cleaned_data["body"],
+            actor=actor_from_request(request),
+            now=timezone.now(),
+        )
 
 
 @admin.register(Notification)
@@ -352,4 +407,3 @@ class NotificationAdmin(ReadOnlyAdmin):
     list_select_related = ("customer",)
     date_hierarchy = "created_at"
     show_full_result_count = False
-

@@ -159,18 +159,26 @@ def _security_event_errors(item: SecurityEventIn):
         yield "cookie_id", "required for account_check"
 
 
-SECURITY_EVENT_SPEC = ItemSpec(struct=SecurityEventIn, key=lambda e: e.event_id, key_field="event_id",
-                               check=_security_event_errors)
+SECURITY_EVENT_SPEC = ItemSpec(
+    struct=SecurityEventIn, key=lambda e: e.event_id, key_field="event_id", check=_security_event_errors
+)
 SECURITY_RESULT_SCHEMA = {
     "type": "object",
     "properties": {
         "accepted": {"type": "integer"},
         "duplicates": {"type": "integer"},
-        "results": {"type": "array", "items": {"type": "object", "properties": {
-            "event_id": {"type": "string"},
-            "actions": {"type": "array", "items": {"type": "string", "enum": list(rules.ACTION_ORDER)}},
-            "retry_after": {"type": "integer", "description": "seconds; with throttle"},
-        }, "required": ["event_id", "actions"]}},
+        "results": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "event_id": {"type": "string"},
+                    "actions": {"type": "array", "items": {"type": "string", "enum": list(rules.ACTION_ORDER)}},
+                    "retry_after": {"type": "integer", "description": "seconds; with throttle"},
+                },
+                "required": ["event_id", "actions"],
+            },
+        },
     },
     "required": ["accepted", "duplicates", "results"],
 }
@@ -179,16 +187,28 @@ SECURITY_RESULT_SCHEMA = {
 class PostSecurityEventsApi(APIView):
     permission_classes = [has_scope("events")]
 
-    @extend_schema(request=struct_schema(SecurityEventIn, many=True),
-                   responses={200: SECURITY_RESULT_SCHEMA, **STANDARD_ERRORS},
-                   summary="Security events; answers per event with the actions the engine must take")
+    @extend_schema(
+        request=struct_schema(SecurityEventIn, many=True),
+        responses={200: SECURITY_RESULT_SCHEMA, **STANDARD_ERRORS},
+        summary="Security events; answers per event with the actions the engine must take",
+    )
     def post(self, request):
         items = decode_batch(request, SECURITY_EVENT_SPEC)
-        events = [security.EventIn(event_id=e.event_id, type=e.type, ip=ipaddress.ip_address(e.ip).compressed,
-                                   device_id=e.device_id, at=e.at, customer_id=e.customer_id,
-                                   cookie_id=e.cookie_id or "") for e in items]
+        events = [
+            security.EventIn(
+                event_id=e.event_id,
+                type=e.type,
+                ip=ipaddress.ip_address(e.ip).compressed,
+                device_id=e.device_id,
+                at=e.at,
+                customer_id=e.customer_id,
+                cookie_id=e.cookie_id or "",
+            )
+            for e in items
+        ]
         results, accepted, duplicates = security.ingest_security_events(
-            events=events, actor=actor_from_request(request), now=timezone.now())
+            events=events, actor=actor_from_request(request), now=timezone.now()
+        )
         return Response({"accepted": accepted, "duplicates": duplicates, "results": results})
 
 
@@ -196,10 +216,19 @@ RESTRICTIONS_SCHEMA = {
     "type": "object",
     "properties": {
         **{flag: {"type": "boolean"} for flag in ("can_trade", "can_open", "can_close", "can_withdraw", "reduce_only")},
-        "reasons": {"type": "array", "items": {"type": "object", "properties": {
-            "code": {"type": "string"}, "rule": {"type": "string"},
-            "until": {"type": "string", "format": "date-time"}, "symbol": {"type": "string"}},
-            "required": ["code", "rule"]}},
+        "reasons": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "code": {"type": "string"},
+                    "rule": {"type": "string"},
+                    "until": {"type": "string", "format": "date-time"},
+                    "symbol": {"type": "string"},
+                },
+                "required": ["code", "rule"],
+            },
+        },
         "must_change_password": {"type": "boolean"},
     },
     "required": ["can_trade", "can_open", "can_close", "can_withdraw", "reduce_only", "reasons"],
@@ -209,10 +238,14 @@ RESTRICTIONS_SCHEMA = {
 class GetAccountRestrictionsApi(APIView):
     permission_classes = [has_scope("decisions")]
 
-    @extend_schema(responses={200: RESTRICTIONS_SCHEMA, **STANDARD_ERRORS, 404: ERROR_SCHEMA},
-                   summary="What the account may do now, and why not")
+    @extend_schema(
+        responses={200: RESTRICTIONS_SCHEMA, **STANDARD_ERRORS, 404: ERROR_SCHEMA},
+        summary="What the account may do now, and why not",
+    )
     def get(self, request, account_id):
-        account = Account.objects.select_related("customer").filter(external_id=path_id(account_id, "account_id")).first()
+        account = (
+            Account.objects.select_related("customer").filter(external_id=path_id(account_id, "account_id")).first()
+        )
         if account is None:
             raise NotFound("No such account.")
         return Response(restrictions.account_state(account, now=timezone.now()))
@@ -221,11 +254,21 @@ class GetAccountRestrictionsApi(APIView):
 CHANGES_SCHEMA = {
     "type": "object",
     "properties": {
-        "changes": {"type": "array", "items": {"type": "object", "properties": {
-            "cursor": {"type": "string"}, "account_id": {"type": "string"}, "customer_id": {"type": "string"},
-            "change": {"type": "string", "enum": ["added", "lifted", "expired"]},
-            "at": {"type": "string", "format": "date-time"},
-            "restriction": {"type": "object"}, "restrictions": RESTRICTIONS_SCHEMA}}},
+        "changes": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "cursor": {"type": "string"},
+                    "account_id": {"type": "string"},
+                    "customer_id": {"type": "string"},
+                    "change": {"type": "string", "enum": ["added", "lifted", "expired"]},
+                    "at": {"type": "string", "format": "date-time"},
+                    "restriction": {"type": "object"},
+                    "restrictions": RESTRICTIONS_SCHEMA,
+                },
+            },
+        },
         "next_cursor": {"type": "string", "description": "pass as ?after= on the next poll"},
         "has_more": {"type": "boolean"},
     },
@@ -236,25 +279,36 @@ class GetRestrictionChangesApi(APIView):
     permission_classes = [has_scope("decisions")]
 
     @extend_schema(
-        parameters=[OpenApiParameter("after", str, description="the next_cursor of the previous poll; absent: from the beginning"),
-                    OpenApiParameter("limit", int, description="at most this many changes (1–10000, default 1000)")],
-        responses={200: CHANGES_SCHEMA, **STANDARD_ERRORS}, summary="Restriction changes since a cursor, oldest first")
+        parameters=[
+            OpenApiParameter(
+                "after", str, description="the next_cursor of the previous poll; absent: from the beginning"
+            ),
+            OpenApiParameter("limit", int, description="at most this many changes (1–10000, default 1000)"),
+        ],
+        responses={200: CHANGES_SCHEMA, **STANDARD_ERRORS},
+        summary="Restriction changes since a cursor, oldest first",
+    )
     def get(self, request):
         after = _whole_number(request.query_params.get("after", "0"), "after", maximum=2**63 - 1)
         limit = _whole_number(request.query_params.get("limit", "1000"), "limit", minimum=1, maximum=10_000)
         changes = restrictions.changes_after(after, limit=limit + 1)
         page = changes[:limit]
-        return Response({
-            "changes": [_change_out(c) for c in page],
-            "next_cursor": str(page[-1].pk if page else after),
-            "has_more": len(changes) > limit,
-        })
+        return Response(
+            {
+                "changes": [_change_out(c) for c in page],
+                "next_cursor": str(page[-1].pk if page else after),
+                "has_more": len(changes) > limit,
+            }
+        )
 
 
 def _whole_number(value: str, field: str, *, minimum: int = 0, maximum: int) -> int:
     if not value.isdigit() or not minimum <= int(value) <= maximum:
-        raise ApiError("invalid_request", f"{field} must be a whole number from {minimum} to {maximum}.",
-                       details=[{"field": field, "message": "invalid"}])
+        raise ApiError(
+            "invalid_request",
+            f"{field} must be a whole number from {minimum} to {maximum}.",
+            details=[{"field": field, "message": "invalid"}],
+        )
     return int(value)
 
 
@@ -265,6 +319,12 @@ def _change_out(change) -> dict:
         restriction["until"] = r.until.isoformat()
     if r.symbol:
         restriction["symbol"] = r.symbol
-    return {"cursor": str(change.pk), "account_id": change.account.external_id,
-            "customer_id": change.account.customer.external_id, "change": change.change.lower(),
-            "at": change.at.isoformat(), "restriction": restriction, "restrictions": change.state}
+    return {
+        "cursor": str(change.pk),
+        "account_id": change.account.external_id,
+        "customer_id": change.account.customer.external_id,
+        "change": change.change.lower(),
+        "at": change.at.isoformat(),
+        "restriction": restriction,
+        "restrictions": change.state,
+    }

@@ -25,8 +25,13 @@ class OutboxChannel:
 
 class EmailChannel:
     def deliver(self, notification: Notification) -> str:
-        message = EmailMessage(notification.subject, notification.body, settings.DEFAULT_FROM_EMAIL,
-                               [notification.recipient], headers={"X-Notification-Id": str(notification.pk)})
+        message = EmailMessage(
+            notification.subject,
+            notification.body,
+            settings.DEFAULT_FROM_EMAIL,
+            [notification.recipient],
+            headers={"X-Notification-Id": str(notification.pk)},
+        )
         try:
             message.send()
         except OSError as exc:

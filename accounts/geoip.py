@@ -67,14 +67,23 @@ def _parse(row: list[str]) -> tuple[Decimal, Decimal, str]:
 
 
 @transaction.atomic
-def replace_ranges(*, ranges: list[tuple[Decimal, Decimal, str]], source: str, actor: audit.Actor, now: datetime) -> int:
+def replace_ranges(
+    *, ranges: list[tuple[Decimal, Decimal, str]], source: str, actor: audit.Actor, now: datetime
+) -> int:
     """Swap in a whole new set of ranges (all or nothing)."""
     before = IpCountryRange.objects.count()
     IpCountryRange.objects.all().delete()
-    IpCountryRange.objects.bulk_create([IpCountryRange(first=a, last=b, country=c) for a, b, c in ranges],
-                                       batch_size=5000)
+    IpCountryRange.objects.bulk_create(
+        [IpCountryRange(first=a, last=b, country=c) for a, b, c in ranges], batch_size=5000
+    )
     _cached_country.cache_clear()
     transaction.on_commit(_cached_country.cache_clear)
-    audit.record(actor=actor, action="ip_countries.load", target=("accounts.ipcountryrange", source), now=now,
-                 before={"ranges": before}, after={"ranges": len(ranges), "source": source})
+    audit.record(
+        actor=actor,
+        action="ip_countries.load",
+        target=("accounts.ipcountryrange", source),
+        now=now,
+        before={"ranges": before},
+        after={"ranges": len(ranges), "source": source},
+    )
     return len(ranges)

@@ -43,14 +43,35 @@ def lock_customer(*, customer: Customer, rule: str, reason: str, actor: audit.Ac
     existing = CustomerLock.objects.filter(customer=customer, unlocked_at__isnull=True).first()
     if existing is not None:
         return existing
-    lock = CustomerLock.objects.create(customer=customer, rule=rule, reason=reason, locked_at=now,
-                                       locked_by=actor.label)
-    audit.record(actor=actor, action="customer.lock", target=customer, now=now, reason=reason,
-                 before={"locked": False}, after={"locked": True, "lock": lock.pk, "rule": rule})
-    restrictions.add_restriction(customer=customer, code="account_locked", rule=rule, reason=reason, actor=actor,
-                                 now=now, source=f"lock:{lock.pk}")
-    notifications.notify_customer(customer=customer, template_code="account_locked", channels_=("SMS", "EMAIL"),
-                                  now=now, context={"reason": reason}, related=f"lock:{lock.pk}")
+    lock = CustomerLock.objects.create(
+        customer=customer, rule=rule, reason=reason, locked_at=now, locked_by=actor.label
+    )
+    audit.record(
+        actor=actor,
+        action="customer.lock",
+        target=customer,
+        now=now,
+        reason=reason,
+        before={"locked": False},
+        after={"locked": True, "lock": lock.pk, "rule": rule},
+    )
+    restrictions.add_restriction(
+        customer=customer,
+        code="account_locked",
+        rule=rule,
+        reason=reason,
+        actor=actor,
+        now=now,
+        source=f"lock:{lock.pk}",
+    )
+    notifications.notify_customer(
+        customer=customer,
+        template_code="account_locked",
+        channels_=("SMS", "EMAIL"),
+        now=now,
+        context={"reason": reason},
+        related=f"lock:{lock.pk}",
+    )
     return lock
 
 
@@ -61,16 +82,23 @@ def required_verifications(customer: Customer, *, now: datetime) -> tuple[str, .
 
 
 @transaction.atomic
-def record_unlock_verification(*, lock: CustomerLock, kind: str, actor: audit.Actor, now: datetime,
-                               note: str = "") -> CustomerLock:
+def record_unlock_verification(
+    *, lock: CustomerLock, kind: str, actor: audit.Actor, now: datetime, note: str = ""
+) -> CustomerLock:
     """Note that the customer passed one verification (sms, email or face) for this unlock."""
     if kind not in VERIFICATIONS:
         raise InvalidInput(f"Choose one of {', '.join(VERIFICATIONS)}.", details=[{"field": "kind", "message": kind}])
     lock = _lock_open(lock.pk)
     lock.verifications = {**lock.verifications, kind: {"at": now.isoformat(), "by": actor.label, "note": note}}
     lock.save(update_fields=["verifications"])
-    audit.record(actor=actor, action="customer.unlock_verification", target=lock.customer, now=now, reason=note,
-                 after={"lock": lock.pk, "verification": kind})
+    audit.record(
+        actor=actor,
+        action="customer.unlock_verification",
+        target=lock.customer,
+        now=now,
+        reason=note,
+        after={"lock": lock.pk, "verification": kind},
+    )
     return lock
 
 
@@ -83,8 +111,9 @@ def request_unlock(*, lock: CustomerLock, actor: audit.Actor, reason: str, now: 
     missing = [v for v in required_verifications(lock.customer, now=now) if v not in lock.verifications]
     if missing:
         raise VerificationsMissing(f"Record these verifications first: {', '.join(missing)}.")
-    change = approvals.request_change(action="customer.unlock", payload={"lock_id": lock.pk}, actor=actor,
-                                      reason=reason, now=now)
+    change = approvals.request_change(
+        action="customer.unlock", payload={"lock_id": lock.pk}, actor=actor, reason=reason, now=now
+    )
     lock.unlock_request = change
     lock.save(update_fields=["unlock_request"])
     return change
@@ -97,13 +126,29 @@ def _apply_unlock(*, payload: dict, change_request, actor: audit.Actor, now: dat
     lock.save(update_fields=["unlocked_at"])
     customer.must_change_password = True
     customer.save(update_fields=["must_change_password"])
-    audit.record(actor=actor, action="customer.unlock", target=customer, now=now, reason=change_request.reason,
-                 before={"locked": True, "lock": lock.pk},
-                 after={"locked": False, "must_change_password": True, "verifications": sorted(lock.verifications)})
-    restrictions.lift_restrictions_from(source=f"lock:{lock.pk}", customer=customer, actor=actor,
-                                        reason=f"unlocked (change #{change_request.pk})", now=now)
-    notifications.notify_customer(customer=customer, template_code="account_unlocked", channels_=("SMS", "EMAIL"),
-                                  now=now, related=f"lock:{lock.pk}")
+    audit.record(
+        actor=actor,
+        action="customer.unlock",
+        target=customer,
+        now=now,
+        reason=change_request.reason,
+        before={"locked": True, "lock": lock.pk},
+        after={"locked": False, "must_change_password": True, "verifications": sorted(lock.verifications)},
+    )
+    restrictions.lift_restrictions_from(
+        source=f"lock:{lock.pk}",
+        customer=customer,
+        actor=actor,
+        reason=f"unlocked (change #{change_request.pk})",
+        now=now,
+    )
+    notifications.notify_customer(
+        customer=customer,
+        template_code="account_unlocked",
+        channels_=("SMS", "EMAIL"),
+        now=now,
+        related=f"lock:{lock.pk}",
+    )
     return {"lock_id": lock.pk}
 
 
@@ -125,7 +170,11 @@ def _lock_open(pk: int) -> CustomerLock:
 
 def change_action() -> approvals.ChangeAction:
     return approvals.ChangeAction(
-        code="customer.unlock", label="Unlock a customer", request_permission="accounts.unlock_customer",
-        approve_permission="accounts.unlock_customer", validate=_validate_unlock, apply=_apply_unlock,
+        code="customer.unlock",
+        label="Unlock a customer",
+        request_permission="accounts.unlock_customer",
+        approve_permission="accounts.unlock_customer",
+        validate=_validate_unlock,
+        apply=_apply_unlock,
         describe=lambda p: f"Unlock (lock #{p['lock_id']})",
     )

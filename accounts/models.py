@@ -102,15 +102,17 @@ class CustomerLock(models.Model):
     locked_by = models.CharField(max_length=150)
     # Verifications completed for the unlock: {"sms": iso time, "email": …, "face": …} with who recorded them.
     verifications = models.JSONField(default=dict, blank=True)
-    unlock_request = models.ForeignKey("backoffice.ChangeRequest", null=True, blank=True, on_delete=models.PROTECT,
-                                       related_name="+")
+    unlock_request = models.ForeignKey(
+        "backoffice.ChangeRequest", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
     unlocked_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         permissions = [("unlock_customer", "Can request and approve customer unlocks")]
         constraints = [
-            models.UniqueConstraint(fields=["customer"], condition=Q(unlocked_at__isnull=True),
-                                    name="customer_one_open_lock"),
+            models.UniqueConstraint(
+                fields=["customer"], condition=Q(unlocked_at__isnull=True), name="customer_one_open_lock"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -146,13 +148,18 @@ class Restriction(models.Model):
     class Meta:
         permissions = [("manage_restriction", "Can add and lift restrictions")]
         constraints = [
-            models.CheckConstraint(condition=Q(until__isnull=True) | Q(until__gt=models.F("starts_at")),
-                                   name="restriction_until_after_start"),
+            models.CheckConstraint(
+                condition=Q(until__isnull=True) | Q(until__gt=models.F("starts_at")),
+                name="restriction_until_after_start",
+            ),
         ]
         indexes = [
             models.Index(fields=["customer"], condition=Q(lifted_at__isnull=True), name="restriction_active_idx"),
-            models.Index(fields=["until"], condition=Q(lifted_at__isnull=True, expiry_recorded=False),
-                         name="restriction_expiry_idx"),
+            models.Index(
+                fields=["until"],
+                condition=Q(lifted_at__isnull=True, expiry_recorded=False),
+                name="restriction_expiry_idx",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -192,8 +199,9 @@ class SecurityEvent(models.Model):
         ACCOUNT_CHECK = "account_check"
 
     event_id = models.CharField(max_length=64, unique=True)
-    customer = models.ForeignKey(Customer, null=True, blank=True, on_delete=models.PROTECT,
-                                 related_name="security_events")
+    customer = models.ForeignKey(
+        Customer, null=True, blank=True, on_delete=models.PROTECT, related_name="security_events"
+    )
     type = models.CharField(max_length=24, choices=Type)
     ip = models.GenericIPAddressField()
     device_id = models.CharField(max_length=128)
@@ -279,8 +287,9 @@ class SuspiciousEntry(models.Model):
         verbose_name_plural = "suspicious IPs and devices"
         permissions = [("manage_suspicious", "Can flag, limit and ban IPs and devices")]
         constraints = [
-            models.UniqueConstraint(fields=["kind", "value"], condition=Q(removed_at__isnull=True),
-                                    name="suspicious_one_active_entry"),
+            models.UniqueConstraint(
+                fields=["kind", "value"], condition=Q(removed_at__isnull=True), name="suspicious_one_active_entry"
+            ),
         ]
 
     def __str__(self) -> str:

@@ -22,7 +22,12 @@ class MissingTemplate(DomainError):
 
 
 def notify_customer(
-    *, customer: Customer, template_code: str, channels_: tuple[str, ...], now: datetime, context: dict | None = None,
+    *,
+    customer: Customer,
+    template_code: str,
+    channels_: tuple[str, ...],
+    now: datetime,
+    context: dict | None = None,
     related: str = "",
 ) -> list[Notification]:
     """Queue one message per channel for the customer; delivery follows the commit."""
@@ -33,10 +38,14 @@ def notify_customer(
     values = {"customer": customer, "name": customer.name, **(context or {})}
     created = [
         Notification.objects.create(
-            customer=customer, channel=channel, template_code=template_code,
+            customer=customer,
+            channel=channel,
+            template_code=template_code,
             recipient=customer.email if channel == NotificationTemplate.Channel.EMAIL else customer.phone,
-            subject=_render(templates[channel].subject, values), body=_render(templates[channel].body, values),
-            related=related, created_at=now,
+            subject=_render(templates[channel].subject, values),
+            body=_render(templates[channel].body, values),
+            related=related,
+            created_at=now,
         )
         for channel in channels_
     ]
@@ -61,19 +70,27 @@ def send_notification(*, notification_id: int, now: datetime) -> str:
         raise
     # Compare-and-set, so a redelivered task cannot mark the row twice.
     Notification.objects.filter(pk=notification.pk, status=Notification.Status.QUEUED).update(
-        status=Notification.Status.SENT, sent_at=now, provider_ref=ref, attempts=notification.attempts + 1, error="")
+        status=Notification.Status.SENT, sent_at=now, provider_ref=ref, attempts=notification.attempts + 1, error=""
+    )
     return Notification.Status.SENT
 
 
 @transaction.atomic
-def update_template(*, template: NotificationTemplate, subject: str, body: str, actor: audit.Actor,
-                    now: datetime) -> NotificationTemplate:
+def update_template(
+    *, template: NotificationTemplate, subject: str, body: str, actor: audit.Actor, now: datetime
+) -> NotificationTemplate:
     """Change a message's wording (logged with before and after)."""
     template = NotificationTemplate.objects.select_for_update(no_key=True).get(pk=template.pk)
     before = {"subject": template.subject, "body": template.body}
     Template(body)  # a template that does not parse is refused here, not when a customer should be told
     template.subject, template.body, template.updated_at = subject, body, now
     template.save(update_fields=["subject", "body", "updated_at"])
-    audit.record(actor=actor, action="notification_template.update", target=template, now=now, before=before,
-                 after={"subject": subject, "body": body})
+    audit.record(
+        actor=actor,
+        action="notification_template.update",
+        target=template,
+        now=now,
+        before=before,
+        after={"subject": subject, "body": body},
+    )
     return template

@@ -45,8 +45,17 @@ def _state_for(account: Account, restrictions: list[Restriction], must_change_pa
 
 @transaction.atomic
 def add_restriction(
-    *, customer: Customer, code: str, rule: str, actor: audit.Actor, now: datetime, account: Account | None = None,
-    symbol: str = "", reason: str = "", until: datetime | None = None, source: str = "",
+    *,
+    customer: Customer,
+    code: str,
+    rule: str,
+    actor: audit.Actor,
+    now: datetime,
+    account: Account | None = None,
+    symbol: str = "",
+    reason: str = "",
+    until: datetime | None = None,
+    source: str = "",
 ) -> Restriction:
     """Impose a restriction now (until `until`, or until lifted) and publish it to the feed."""
     if code not in rules.EFFECTS:
@@ -55,12 +64,32 @@ def add_restriction(
         raise InvalidInput("The end must be in the future.", details=[{"field": "until", "message": "in the past"}])
     customer = Customer.objects.select_for_update(no_key=True).get(pk=customer.pk)
     restriction = Restriction.objects.create(
-        customer=customer, account=account, symbol=symbol, code=code, rule=rule, reason=reason, starts_at=now,
-        until=until, created_by=actor.label, source=source,
+        customer=customer,
+        account=account,
+        symbol=symbol,
+        code=code,
+        rule=rule,
+        reason=reason,
+        starts_at=now,
+        until=until,
+        created_by=actor.label,
+        source=source,
     )
-    audit.record(actor=actor, action="restriction.add", target=restriction, now=now, reason=reason,
-                 after={"customer": customer.external_id, "account": account.external_id if account else None,
-                        "symbol": symbol, "code": code, "rule": rule, "until": until})
+    audit.record(
+        actor=actor,
+        action="restriction.add",
+        target=restriction,
+        now=now,
+        reason=reason,
+        after={
+            "customer": customer.external_id,
+            "account": account.external_id if account else None,
+            "symbol": symbol,
+            "code": code,
+            "rule": rule,
+            "until": until,
+        },
+    )
     _publish(restriction, RestrictionChange.Change.ADDED, now=now)
     return restriction
 
@@ -76,8 +105,15 @@ def lift_restriction(*, restriction: Restriction, actor: audit.Actor, reason: st
         raise AlreadyLifted()
     restriction.lifted_at, restriction.lifted_by, restriction.lift_reason = now, actor.label, reason
     restriction.save(update_fields=["lifted_at", "lifted_by", "lift_reason"])
-    audit.record(actor=actor, action="restriction.lift", target=restriction, now=now, reason=reason,
-                 before={"code": restriction.code, "until": restriction.until}, after={"lifted_at": now})
+    audit.record(
+        actor=actor,
+        action="restriction.lift",
+        target=restriction,
+        now=now,
+        reason=reason,
+        before={"code": restriction.code, "until": restriction.until},
+        after={"lifted_at": now},
+    )
     _publish(restriction, RestrictionChange.Change.LIFTED, now=now)
     return restriction
 
@@ -97,11 +133,18 @@ def expire_restrictions(*, now: datetime) -> int:
 @transaction.atomic
 def _expire_one(pk: int, *, now: datetime) -> int:
     # Compare-and-set, so a concurrent run or a lift at the same moment publishes the end once.
-    if not Restriction.objects.filter(pk=pk, lifted_at__isnull=True, expiry_recorded=False).update(expiry_recorded=True):
+    if not Restriction.objects.filter(pk=pk, lifted_at__isnull=True, expiry_recorded=False).update(
+        expiry_recorded=True
+    ):
         return 0
     restriction = Restriction.objects.get(pk=pk)
-    audit.record(actor=audit.Actor.system("expire_restrictions"), action="restriction.expire", target=restriction,
-                 now=now, before={"code": restriction.code, "until": restriction.until})
+    audit.record(
+        actor=audit.Actor.system("expire_restrictions"),
+        action="restriction.expire",
+        target=restriction,
+        now=now,
+        before={"code": restriction.code, "until": restriction.until},
+    )
     _publish(restriction, RestrictionChange.Change.EXPIRED, now=max(now, restriction.until))
     return 1
 
@@ -111,17 +154,27 @@ def _publish(restriction: Restriction, change: str, *, now: datetime) -> None:
     customer = restriction.customer
     accounts = [restriction.account] if restriction.account_id else list(customer.accounts.all())
     standing = _standing(customer.pk, now=now)
-    RestrictionChange.objects.bulk_create([
-        RestrictionChange(account=account, restriction=restriction, change=change, at=now,
-                          state=_state_for(account, standing, customer.must_change_password))
-        for account in accounts
-    ])
+    RestrictionChange.objects.bulk_create(
+        [
+            RestrictionChange(
+                account=account,
+                restriction=restriction,
+                change=change,
+                at=now,
+                state=_state_for(account, standing, customer.must_change_password),
+            )
+            for account in accounts
+        ]
+    )
 
 
 def changes_after(cursor: int, *, limit: int) -> list[RestrictionChange]:
     """Feed entries after `cursor`, oldest first."""
-    return list(RestrictionChange.objects.filter(pk__gt=cursor).order_by("pk")
-                .select_related("account", "account__customer", "restriction")[:limit])
+    return list(
+        RestrictionChange.objects.filter(pk__gt=cursor)
+        .order_by("pk")
+        .select_related("account", "account__customer", "restriction")[:limit]
+    )
 
 
 def publish_for_new_account(account: Account, *, now: datetime) -> None:
@@ -131,7 +184,11 @@ def publish_for_new_account(account: Account, *, now: datetime) -> None:
         return
     audit.take_chain_lock()
     state = _state_for(account, standing, account.customer.must_change_password)
-    RestrictionChange.objects.bulk_create([
-        RestrictionChange(account=account, restriction=r, change=RestrictionChange.Change.ADDED, at=now, state=state)
-        for r in standing
-    ])
+    RestrictionChange.objects.bulk_create(
+        [
+            RestrictionChange(
+                account=account, restriction=r, change=RestrictionChange.Change.ADDED, at=now, state=state
+            )
+            for r in standing
+        ]
+    )

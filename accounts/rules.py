@@ -183,9 +183,11 @@ def credential_stuffing(f: EventFacts, limits: SecurityLimits) -> Verdict | None
 def registration_cap(f: EventFacts, limits: SecurityLimits) -> Verdict | None:
     if f.type != "registration_attempt":
         return None
-    over = (f.registrations_for_ip > limits.registration_cap_per_ip
-            or f.registrations_for_device > limits.registration_cap_per_ip
-            or f.registrations_for_cookie > limits.registration_cap_per_cookie)
+    over = (
+        f.registrations_for_ip > limits.registration_cap_per_ip
+        or f.registrations_for_device > limits.registration_cap_per_ip
+        or f.registrations_for_cookie > limits.registration_cap_per_cookie
+    )
     return Verdict((THROTTLE,), retry_after=max(f.seconds_to_window_end, 1)) if over else None
 
 
@@ -206,8 +208,18 @@ def counters_down(f: EventFacts, limits: SecurityLimits) -> Verdict | None:
     return None
 
 
-RULES = (banned_source, locked_customer, ip_anomaly, new_device, password_change_verification, account_takeover,
-         credential_stuffing, registration_cap, account_check_rate, counters_down)
+RULES = (
+    banned_source,
+    locked_customer,
+    ip_anomaly,
+    new_device,
+    password_change_verification,
+    account_takeover,
+    credential_stuffing,
+    registration_cap,
+    account_check_rate,
+    counters_down,
+)
 
 
 # A refused source or a locked customer ends the matter: nothing else is asked of the engine.

@@ -326,8 +326,14 @@ def unlock_staff_login(*, user: User, actor, now: datetime) -> User:
     before = {"failed_login_count": user.failed_login_count, "login_locked_until": user.login_locked_until}
     user.failed_login_count, user.login_locked_until = 0, None
     user.save(update_fields=["failed_login_count", "login_locked_until"])
-    audit.record(actor=actor, action="staff.login_unlocked", target=user, now=now, before=before,
-                 after={"failed_login_count": 0, "login_locked_until": None})
+    audit.record(
+        actor=actor,
+        action="staff.login_unlocked",
+        target=user,
+        now=now,
+        before=before,
+        after={"failed_login_count": 0, "login_locked_until": None},
+    )
     return user
 
 
@@ -338,6 +344,13 @@ def reset_second_factor(*, user: User, actor, now: datetime, reason: str) -> Use
     user.totp_secret, user.totp_confirmed_at, user.totp_last_step = "", None, 0
     user.save(update_fields=["totp_secret", "totp_confirmed_at", "totp_last_step"])
     RecoveryCode.objects.filter(user=user, used_at__isnull=True).update(used_at=now)
-    audit.record(actor=actor, action="staff.second_factor_reset", target=user, now=now, reason=reason,
-                 before={"enrolled": True}, after={"enrolled": False})
+    audit.record(
+        actor=actor,
+        action="staff.second_factor_reset",
+        target=user,
+        now=now,
+        reason=reason,
+        before={"enrolled": True},
+        after={"enrolled": False},
+    )
     return user

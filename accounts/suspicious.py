@@ -20,7 +20,9 @@ def normalise(kind: str, value: str) -> str:
         try:
             return ipaddress.ip_address(value).compressed
         except ValueError:
-            raise InvalidInput(f"{value!r} is not an IP address.", details=[{"field": "value", "message": "not an IP"}]) from None
+            raise InvalidInput(
+                f"{value!r} is not an IP address.", details=[{"field": "value", "message": "not an IP"}]
+            ) from None
     if not value or len(value) > 128:
         raise InvalidInput("A device id is 1–128 characters.", details=[{"field": "value", "message": "length"}])
     return value
@@ -31,8 +33,16 @@ def active(now: datetime) -> Q:
 
 
 @transaction.atomic
-def mark_suspicious(*, kind: str, value: str, status: str, reason: str, actor: audit.Actor, now: datetime,
-                    expires_at: datetime | None = None) -> SuspiciousEntry:
+def mark_suspicious(
+    *,
+    kind: str,
+    value: str,
+    status: str,
+    reason: str,
+    actor: audit.Actor,
+    now: datetime,
+    expires_at: datetime | None = None,
+) -> SuspiciousEntry:
     """Flag, limit or ban an IP or device; an existing entry for it is changed (and the change logged)."""
     if status not in SuspiciousEntry.Status.values:
         raise InvalidInput("Choose flagged, limited or banned.", details=[{"field": "status", "message": status}])
@@ -41,15 +51,25 @@ def mark_suspicious(*, kind: str, value: str, status: str, reason: str, actor: a
     if expires_at is not None and expires_at <= now:
         raise InvalidInput("The expiry must be in the future.", details=[{"field": "expires_at", "message": "past"}])
     value = normalise(kind, value)
-    entry = SuspiciousEntry.objects.select_for_update(no_key=True).filter(kind=kind, value=value,
-                                                                          removed_at__isnull=True).first()
+    entry = (
+        SuspiciousEntry.objects.select_for_update(no_key=True)
+        .filter(kind=kind, value=value, removed_at__isnull=True)
+        .first()
+    )
     before = audit.snapshot(entry, ("status", "reason", "expires_at")) if entry else None
     if entry is None:
         entry = SuspiciousEntry(kind=kind, value=value, created_at=now, created_by=actor.label)
     entry.status, entry.reason, entry.expires_at = status, reason, expires_at
     entry.save()
-    audit.record(actor=actor, action="suspicious.mark", target=entry, now=now, reason=reason, before=before,
-                 after={"kind": kind, "value": value, "status": status, "expires_at": expires_at})
+    audit.record(
+        actor=actor,
+        action="suspicious.mark",
+        target=entry,
+        now=now,
+        reason=reason,
+        before=before,
+        after={"kind": kind, "value": value, "status": status, "expires_at": expires_at},
+    )
     return entry
 
 
@@ -57,8 +77,15 @@ def mark_suspicious(*, kind: str, value: str, status: str, reason: str, actor: a
 def remove_suspicious(*, entry: SuspiciousEntry, actor: audit.Actor, reason: str, now: datetime) -> SuspiciousEntry:
     """Take an entry off the list."""
     if SuspiciousEntry.objects.filter(pk=entry.pk, removed_at__isnull=True).update(removed_at=now):
-        audit.record(actor=actor, action="suspicious.remove", target=entry, now=now, reason=reason,
-                     before={"status": entry.status}, after={"removed_at": now})
+        audit.record(
+            actor=actor,
+            action="suspicious.remove",
+            target=entry,
+            now=now,
+            reason=reason,
+            before={"status": entry.status},
+            after={"removed_at": now},
+        )
     entry.refresh_from_db()
     return entry
 
@@ -66,7 +93,8 @@ def remove_suspicious(*, entry: SuspiciousEntry, actor: audit.Actor, reason: str
 def statuses(*, ips: set[str], devices: set[str], now: datetime) -> dict[tuple[str, str], SuspiciousEntry]:
     """The entries in force for these IPs and devices, keyed by (kind, value)."""
     found = SuspiciousEntry.objects.filter(
-        active(now), Q(kind=SuspiciousEntry.Kind.IP, value__in=ips) | Q(kind=SuspiciousEntry.Kind.DEVICE, value__in=devices)
+        active(now),
+        Q(kind=SuspiciousEntry.Kind.IP, value__in=ips) | Q(kind=SuspiciousEntry.Kind.DEVICE, value__in=devices),
     )
     return {(e.kind, e.value): e for e in found}
 
@@ -77,6 +105,15 @@ def export_csv(*, now: datetime) -> str:
     writer = csv.writer(out)
     writer.writerow(["kind", "value", "status", "reason", "created_at", "created_by", "expires_at"])
     for e in SuspiciousEntry.objects.filter(active(now)).order_by("kind", "value"):
-        writer.writerow([e.kind, e.value, e.status, e.reason, e.created_at.isoformat(), e.created_by,
-                         e.expires_at.isoformat() if e.expires_at else ""])
+        writer.writerow(
+            [
+                e.kind,
+                e.value,
+                e.status,
+                e.reason,
+                e.created_at.isoformat(),
+                e.created_by,
+                e.expires_at.isoformat() if e.expires_at else "",
+            ]
+        )
     return out.getvalue()

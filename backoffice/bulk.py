@@ -37,19 +37,23 @@ def insert_idempotent(
     with connection.cursor() as cursor:
         raw = cursor.cursor
         # One staging table per connection and target, emptied at every commit.
-        raw.execute(f"CREATE TEMP TABLE IF NOT EXISTS {stage} ON COMMIT DELETE ROWS AS "
-                    f"SELECT {cols} FROM {table} WITH NO DATA")
+        raw.execute(
+            f"CREATE TEMP TABLE IF NOT EXISTS {stage} ON COMMIT DELETE ROWS AS SELECT {cols} FROM {table} WITH NO DATA"
+        )
         raw.execute(f"TRUNCATE {stage}")
         raw.copy_expert(f"COPY {stage} ({cols}) FROM STDIN", io.StringIO(_copy_text(rows)))
-        raw.execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM {stage} "
-                    f"ON CONFLICT ({keys}) DO NOTHING RETURNING {keys}")
+        raw.execute(
+            f"INSERT INTO {table} ({cols}) SELECT {cols} FROM {stage} ON CONFLICT ({keys}) DO NOTHING RETURNING {keys}"
+        )
         inserted = {tuple(r) for r in raw.fetchall()}
         if len(inserted) == len(rows):
             return InsertOutcome(len(inserted), [], [])
         compare_cols = ", ".join(f"t.{columns[c]}" for c in compare)
         join = " AND ".join(f"t.{c} = s.{c}" for c in columns[:key_size])
-        raw.execute(f"SELECT {', '.join('s.' + c for c in columns[:key_size])}, {compare_cols} "
-                    f"FROM {stage} s JOIN {table} t ON {join}")
+        raw.execute(
+            f"SELECT {', '.join('s.' + c for c in columns[:key_size])}, {compare_cols} "
+            f"FROM {stage} s JOIN {table} t ON {join}"
+        )
         stored = {tuple(r[:key_size]): tuple(r[key_size:]) for r in raw.fetchall()}
     duplicates, conflicts = [], []
     for i, row in enumerate(rows):

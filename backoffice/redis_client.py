@@ -14,8 +14,9 @@ def get_redis() -> redis.Redis:
     if _client is None:
         with _lock:
             if _client is None:
-                _client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=0.5, socket_connect_timeout=0.5,
-                                               health_check_interval=30)
+                _client = redis.Redis.from_url(
+                    settings.REDIS_URL, socket_timeout=0.5, socket_connect_timeout=0.5, health_check_interval=30
+                )
     return _client
 
 

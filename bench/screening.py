@@ -46,10 +46,12 @@ def _accuracy(ctx: Context, threshold: float) -> list[Result]:
 
     listed = _rows("positives_un_untreated.csv")
     index = matching.NameIndex(
-        matching.Listed(i, (r["full_name"],), _births(r), _countries(r)) for i, r in enumerate(listed))
+        matching.Listed(i, (r["full_name"],), _births(r), _countries(r)) for i, r in enumerate(listed)
+    )
     treated = _rows("positives_un_treated.csv")
-    found = sum(any(m.entry_id == i for m in index.screen(_subject(r), threshold=threshold))
-                for i, r in enumerate(treated))
+    found = sum(
+        any(m.entry_id == i for m in index.screen(_subject(r), threshold=threshold)) for i, r in enumerate(treated)
+    )
     negatives = [row for name in NEGATIVES for row in _rows(name)]
     if ctx.quick:
         negatives = negatives[:10_000]
@@ -98,11 +100,22 @@ def _load_ofac() -> None:
     from kyc import services
 
     actor, now = audit.Actor.system("bench"), datetime.now(UTC)
-    services.load_ofac_list(source="OFAC_SDN", primary=OFAC / "sdn-2024-05-03/sdn.csv",
-                            comments=OFAC / "sdn-comments-2025-02/sdn_comments.csv", actor=actor, now=now)
+    services.load_ofac_list(
+        source="OFAC_SDN",
+        primary=OFAC / "sdn-2024-05-03/sdn.csv",
+        comments=OFAC / "sdn-comments-2025-02/sdn_comments.csv",
+        actor=actor,
+        now=now,
+    )
     folder = OFAC / "consolidated-nonsdn-2025-12"
-    services.load_ofac_list(source="OFAC_CONSOLIDATED", primary=folder / "cons_prim.csv", alt=folder / "cons_alt.csv",
-                            comments=folder / "cons_comments.csv", actor=actor, now=now)
+    services.load_ofac_list(
+        source="OFAC_CONSOLIDATED",
+        primary=folder / "cons_prim.csv",
+        alt=folder / "cons_alt.csv",
+        comments=folder / "cons_comments.csv",
+        actor=actor,
+        now=now,
+    )
 
 
 def _onboarding(ctx: Context) -> list[Result]:
@@ -118,14 +131,17 @@ def _onboarding(ctx: Context) -> list[Result]:
         services.screen_customer(customer=customer, actor=actor, now=datetime.now(UTC))
         seconds.append(time.perf_counter() - started)
     negatives = _rows("negatives_us.csv")
-    real_hits = sum(bool(selectors.screening_index().screen(_subject(r), threshold=_default_threshold()))
-                    for r in negatives[: 10_000 if ctx.quick else 50_000])
+    real_hits = sum(
+        bool(selectors.screening_index().screen(_subject(r), threshold=_default_threshold()))
+        for r in negatives[: 10_000 if ctx.quick else 50_000]
+    )
     return [
         measured(NAME, "onboarding screen p50", 1000 * percentile(seconds, 50), "ms", at_most=5),
         measured(NAME, "onboarding screen p99", 1000 * percentile(seconds, 99), "ms"),
         measured(NAME, "OFAC SDN+consolidated names indexed", len(selectors.screening_index().texts), "names"),
-        measured(NAME, "false-positive rate, US negatives vs OFAC", real_hits / (10_000 if ctx.quick else 50_000),
-                 "ratio"),
+        measured(
+            NAME, "false-positive rate, US negatives vs OFAC", real_hits / (10_000 if ctx.quick else 50_000), "ratio"
+        ),
     ]
 
 
@@ -152,11 +168,17 @@ def _make_customers(ctx: Context, count: int, *, prefix: str):
     listed = ["Xiaobing YAN", "Ali KHORASHADIZADEH", "Vladimir Vladimirovich PUTIN"]
     now = datetime.now(UTC)
     customers = [
-        Customer(external_id=f"{prefix}-{ctx.run_tag}-{n}", type=Customer.Type.INDIVIDUAL,
-                 name=listed[n % 3] if n % 500 == 0 else names[n % len(names)]["full_name"], country="US",
-                 email=f"{prefix}{n}@example.com", phone="+1 555 0100",
-                 date_of_birth=_date(names[n % len(names)]["date_of_birth"]),
-                 created_at=now, updated_at=now)
+        Customer(
+            external_id=f"{prefix}-{ctx.run_tag}-{n}",
+            type=Customer.Type.INDIVIDUAL,
+            name=listed[n % 3] if n % 500 == 0 else names[n % len(names)]["full_name"],
+            country="US",
+            email=f"{prefix}{n}@example.com",
+            phone="+1 555 0100",
+            date_of_birth=_date(names[n % len(names)]["date_of_birth"]),
+            created_at=now,
+            updated_at=now,
+        )
         for n in range(count)
     ]
     return Customer.objects.bulk_create(customers, batch_size=5000)

@@ -92,8 +92,10 @@ async def _drive(ctx: Context, token: str, *, total: int) -> tuple[list[float], 
     the moment each request was due, so time spent waiting for a free connection is included."""
     start_at = datetime.now(UTC) - timedelta(hours=1)
     host, port = ctx.base_url.removeprefix("http://").split(":")
-    requests = [_request(host, token, orjson.dumps([_event(ctx.run_tag, n, start_at + timedelta(milliseconds=n))]))
-                for n in range(total)]
+    requests = [
+        _request(host, token, orjson.dumps([_event(ctx.run_tag, n, start_at + timedelta(milliseconds=n))]))
+        for n in range(total)
+    ]
     queue: asyncio.Queue = asyncio.Queue()
     latencies: list[float] = []
     errors = 0
@@ -124,8 +126,10 @@ async def _drive(ctx: Context, token: str, *, total: int) -> tuple[list[float], 
 
 
 def _request(host: str, token: str, body: bytes) -> bytes:
-    head = (f"POST /api/v1/security-events/ HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {token}\r\n"
-            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n")
+    head = (
+        f"POST /api/v1/security-events/ HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {token}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    )
     return head.encode() + body
 
 

@@ -61,25 +61,52 @@ def _setup(run_tag: str) -> str:
     from trading_risk.models import AssetPrice, Instrument
 
     now = timezone.now()
-    customers = Customer.objects.bulk_create([
-        Customer(external_id=f"{run_tag}-C{n}", type="INDIVIDUAL", name=f"Bench {n}", country="DE",
-                 email=f"b{n}@example.com", phone=f"+49 30 {n}", created_at=now, updated_at=now)
-        for n in range(ACCOUNTS // 2)
-    ])
-    Account.objects.bulk_create([
-        Account(external_id=f"{run_tag}-A{n}", customer=customers[n // 2], kind="SPOT", created_at=now, updated_at=now)
-        for n in range(ACCOUNTS)
-    ])
+    customers = Customer.objects.bulk_create(
+        [
+            Customer(
+                external_id=f"{run_tag}-C{n}",
+                type="INDIVIDUAL",
+                name=f"Bench {n}",
+                country="DE",
+                email=f"b{n}@example.com",
+                phone=f"+49 30 {n}",
+                created_at=now,
+                updated_at=now,
+            )
+            for n in range(ACCOUNTS // 2)
+        ]
+    )
+    Account.objects.bulk_create(
+        [
+            Account(
+                external_id=f"{run_tag}-A{n}", customer=customers[n // 2], kind="SPOT", created_at=now, updated_at=now
+            )
+            for n in range(ACCOUNTS)
+        ]
+    )
     for symbol, base in SYMBOLS:
-        Instrument.objects.get_or_create(symbol=symbol, defaults={
-            "kind": "SPOT", "base": base, "quote": "USDT", "listed_at": now - timedelta(days=365), "created_at": now,
-            "updated_at": now})
-    AssetPrice.objects.bulk_create([
-        AssetPrice(asset=asset, usd=usd, at=now - timedelta(days=2, seconds=k), received_at=now)
-        for k in range(60) for asset, usd in (("BTC", 100_000), ("ETH", 4_000), ("SOL", 200), ("XRP", 2))
-    ], ignore_conflicts=True)
-    _, token = api_clients.create_api_client(name=f"bench-{run_tag}-ingest", scopes=["events", "reference"],
-                                             actor=audit.Actor.system("bench"), now=now)
+        Instrument.objects.get_or_create(
+            symbol=symbol,
+            defaults={
+                "kind": "SPOT",
+                "base": base,
+                "quote": "USDT",
+                "listed_at": now - timedelta(days=365),
+                "created_at": now,
+                "updated_at": now,
+            },
+        )
+    AssetPrice.objects.bulk_create(
+        [
+            AssetPrice(asset=asset, usd=usd, at=now - timedelta(days=2, seconds=k), received_at=now)
+            for k in range(60)
+            for asset, usd in (("BTC", 100_000), ("ETH", 4_000), ("SOL", 200), ("XRP", 2))
+        ],
+        ignore_conflicts=True,
+    )
+    _, token = api_clients.create_api_client(
+        name=f"bench-{run_tag}-ingest", scopes=["events", "reference"], actor=audit.Actor.system("bench"), now=now
+    )
     return token
 
 
@@ -94,13 +121,20 @@ def _trades(run_tag: str, b: int) -> bytes:
     for k in range(BATCH):
         n = b * BATCH + k
         symbol = SYMBOLS[n % len(SYMBOLS)][0]
-        items.append({
-            "trade_id": f"{run_tag}-T{n}", "symbol": symbol, "price": f"{100 + n % 97}.25", "qty": f"0.{n % 9973 + 1}",
-            "buy_account_id": f"{run_tag}-A{(n * 7919) % ACCOUNTS}",
-            "sell_account_id": f"{run_tag}-A{(n * 104729 + 1) % ACCOUNTS}",
-            "buy_order_id": f"{run_tag}-B{n}", "sell_order_id": f"{run_tag}-S{n}",
-            "aggressor": "buy" if n % 2 else "sell", "executed_at": (start + timedelta(milliseconds=n)).isoformat(),
-        })
+        items.append(
+            {
+                "trade_id": f"{run_tag}-T{n}",
+                "symbol": symbol,
+                "price": f"{100 + n % 97}.25",
+                "qty": f"0.{n % 9973 + 1}",
+                "buy_account_id": f"{run_tag}-A{(n * 7919) % ACCOUNTS}",
+                "sell_account_id": f"{run_tag}-A{(n * 104729 + 1) % ACCOUNTS}",
+                "buy_order_id": f"{run_tag}-B{n}",
+                "sell_order_id": f"{run_tag}-S{n}",
+                "aggressor": "buy" if n % 2 else "sell",
+                "executed_at": (start + timedelta(milliseconds=n)).isoformat(),
+            }
+        )
     return orjson.dumps(items)
 
 
@@ -109,12 +143,19 @@ def _order_events(run_tag: str, b: int) -> bytes:
     items = []
     for k in range(BATCH):
         n = b * BATCH + k
-        items.append({
-            "event_id": f"{run_tag}-E{n}", "order_id": f"{run_tag}-O{n // 2}",
-            "account_id": f"{run_tag}-A{(n * 7919) % ACCOUNTS}", "symbol": SYMBOLS[n % len(SYMBOLS)][0],
-            "type": "cancelled" if n % 2 else "placed", "side": "buy" if n % 3 else "sell",
-            "price": f"{100 + n % 97}.5", "qty": "1.5", "at": (start + timedelta(milliseconds=n)).isoformat(),
-        })
+        items.append(
+            {
+                "event_id": f"{run_tag}-E{n}",
+                "order_id": f"{run_tag}-O{n // 2}",
+                "account_id": f"{run_tag}-A{(n * 7919) % ACCOUNTS}",
+                "symbol": SYMBOLS[n % len(SYMBOLS)][0],
+                "type": "cancelled" if n % 2 else "placed",
+                "side": "buy" if n % 3 else "sell",
+                "price": f"{100 + n % 97}.5",
+                "qty": "1.5",
+                "at": (start + timedelta(milliseconds=n)).isoformat(),
+            }
+        )
     return orjson.dumps(items)
 
 
@@ -156,9 +197,11 @@ def _bare_copy(run_tag: str, batches: int) -> list[float]:
                 for n in range(b * BATCH, (b + 1) * BATCH)
             )
             with connection.cursor() as cursor:
-                copy = ("COPY bench_trade_scratch (trade_id, symbol, price, qty, buy_account_id, sell_account_id, "
-                        "buy_customer_id, sell_customer_id, buy_order_id, sell_order_id, aggressor, executed_at, "
-                        "value_btc, received_at) FROM STDIN")
+                copy = (
+                    "COPY bench_trade_scratch (trade_id, symbol, price, qty, buy_account_id, sell_account_id, "
+                    "buy_customer_id, sell_customer_id, buy_order_id, sell_order_id, aggressor, executed_at, "
+                    "value_btc, received_at) FROM STDIN"
+                )
                 times.append(timed(lambda c=cursor, t=text, q=copy: c.cursor.copy_expert(q, io.StringIO(t)))[1])
         return times
 

@@ -34,8 +34,10 @@ class TestCustomerPage:
     def test_a_risk_officer_locks_restricts_and_lifts_from_it(self, login, risk_officer, customer):
         client = login(risk_officer)
 
-        client.post(page(customer), {"action": "restrict", "code": "restricted_open", "account": "", "until": "",
-                                     "reason": "order spam"})
+        client.post(
+            page(customer),
+            {"action": "restrict", "code": "restricted_open", "account": "", "until": "", "reason": "order spam"},
+        )
         restriction = Restriction.objects.get(code="restricted_open")
         client.post(page(customer), {"action": "lift", "restriction": restriction.pk, "reason": "called customer"})
         client.post(page(customer), {"action": "lock", "reason": "takeover"})
@@ -54,8 +56,9 @@ class TestCustomerPage:
         client.post(page(customer), {"action": "request_unlock", "reason": "verified by phone"})
         change = ChangeRequest.objects.get(action="customer.unlock")
 
-        login(second_risk_officer).post(f"/admin/backoffice/changerequest/{change.pk}/change/",
-                                        {"decision": "approve", "reason": "ok"})
+        login(second_risk_officer).post(
+            f"/admin/backoffice/changerequest/{change.pk}/change/", {"decision": "approve", "reason": "ok"}
+        )
 
         assert CustomerLock.objects.get(customer=customer).unlocked_at is not None
 
@@ -70,8 +73,9 @@ class TestCustomerPage:
         assert not CustomerLock.objects.exists()
 
     def test_a_bad_form_changes_nothing_and_says_why(self, login, risk_officer, customer):
-        response = login(risk_officer).post(page(customer), {"action": "restrict", "code": "be_nice", "reason": ""},
-                                            follow=True)
+        response = login(risk_officer).post(
+            page(customer), {"action": "restrict", "code": "be_nice", "reason": ""}, follow=True
+        )
 
         assert "Please correct" in response.content.decode()
         assert not Restriction.objects.exists()
@@ -81,8 +85,10 @@ class TestSuspiciousListPages:
     def test_mark_then_export(self, login, risk_officer):
         client = login(risk_officer)
 
-        client.post("/admin/accounts/suspiciousentry/mark/", {"kind": "IP", "value": "192.0.2.1", "status": "BANNED",
-                                                              "reason": "stuffing source"})
+        client.post(
+            "/admin/accounts/suspiciousentry/mark/",
+            {"kind": "IP", "value": "192.0.2.1", "status": "BANNED", "reason": "stuffing source"},
+        )
         export = client.get("/admin/accounts/suspiciousentry/export.csv")
 
         assert SuspiciousEntry.objects.get().created_by == "rita"
@@ -90,8 +96,10 @@ class TestSuspiciousListPages:
         assert "192.0.2.1,BANNED,stuffing source" in export.content.decode()
 
     def test_a_bad_ip_is_a_form_error(self, login, risk_officer):
-        response = login(risk_officer).post("/admin/accounts/suspiciousentry/mark/",
-                                            {"kind": "IP", "value": "300.1.1.1", "status": "BANNED", "reason": "x"})
+        response = login(risk_officer).post(
+            "/admin/accounts/suspiciousentry/mark/",
+            {"kind": "IP", "value": "300.1.1.1", "status": "BANNED", "reason": "x"},
+        )
 
         assert "not an IP" in response.content.decode()
         assert not SuspiciousEntry.objects.exists()
@@ -101,8 +109,9 @@ class TestTemplateEditing:
     def test_an_edit_in_the_admin_is_logged(self, login, risk_officer):
         template = NotificationTemplate.objects.get(code="account_locked", channel="SMS")
 
-        login(risk_officer).post(f"/admin/accounts/notificationtemplate/{template.pk}/change/",
-                                 {"subject": "", "body": "Locked. Call us."})
+        login(risk_officer).post(
+            f"/admin/accounts/notificationtemplate/{template.pk}/change/", {"subject": "", "body": "Locked. Call us."}
+        )
 
         template.refresh_from_db()
         assert template.body == "Locked. Call us."

@@ -12,8 +12,11 @@ class TestAccountSecurityDemo:
         call_command("load_demo", "--seed", "3", "--customers", "60", stdout=StringIO())
 
         assert SecurityEvent.objects.filter(type="login").count() > 100
-        assert set(CustomerLock.objects.values_list("rule", flat=True)) == {"account_takeover", "credential_stuffing",
-                                                                            "staff"}
+        assert set(CustomerLock.objects.values_list("rule", flat=True)) == {
+            "account_takeover",
+            "credential_stuffing",
+            "staff",
+        }
         assert set(Alert.objects.values_list("rule", flat=True)) == {"account_takeover", "credential_stuffing"}
         assert SecurityEvent.objects.filter(type="registration_attempt", actions=["throttle"]).exists()
         assert SecurityEvent.objects.filter(actions__contains=["notify_sms_email"]).exists()

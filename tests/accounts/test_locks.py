@@ -29,7 +29,9 @@ class TestLockCustomer:
         state = restrictions.account_state(account, now=NOW)
         assert (state["can_trade"], state["can_withdraw"]) == (False, False)
         assert sorted(Notification.objects.values_list("channel", "template_code")) == [
-            ("EMAIL", "account_locked"), ("SMS", "account_locked")]
+            ("EMAIL", "account_locked"),
+            ("SMS", "account_locked"),
+        ]
         assert OperationsLogEntry.objects.filter(action="customer.lock").exists()
 
     def test_locking_a_locked_customer_changes_nothing(self, db):
@@ -54,8 +56,9 @@ class TestUnlock:
         with pytest.raises(locks.VerificationsMissing, match="face"):
             locks.request_unlock(lock=the_lock, actor=Actor.staff(risk_officer), reason="verified", now=NOW)
 
-    def test_an_approved_unlock_lifts_the_lock_and_forces_a_password_change(self, db, risk_officer,
-                                                                          second_risk_officer):
+    def test_an_approved_unlock_lifts_the_lock_and_forces_a_password_change(
+        self, db, risk_officer, second_risk_officer
+    ):
         account = make_account()
         the_lock = verify(lock(account.customer), risk_officer, "sms", "email")
         change = locks.request_unlock(lock=the_lock, actor=Actor.staff(risk_officer), reason="verified", now=NOW)
@@ -94,5 +97,12 @@ class TestUnlock:
 
         logged = set(OperationsLogEntry.objects.values_list("action", flat=True))
 
-        assert {"customer.lock", "restriction.add", "customer.unlock_verification", "change_request.open",
-                "change_request.approve", "customer.unlock", "restriction.lift"} <= logged
+        assert {
+            "customer.lock",
+            "restriction.add",
+            "customer.unlock_verification",
+            "change_request.open",
+            "change_request.approve",
+            "customer.unlock",
+            "restriction.lift",
+        } <= logged

@@ -16,8 +16,13 @@ class TestNotifyCustomer:
         customer = make_customer(name="Ada", email="ada@example.com")
 
         with django_capture_on_commit_callbacks(execute=True):
-            sent = notifications.notify_customer(customer=customer, template_code="account_locked",
-                                                 channels_=("SMS", "EMAIL"), now=NOW, context={"reason": "test"})
+            sent = notifications.notify_customer(
+                customer=customer,
+                template_code="account_locked",
+                channels_=("SMS", "EMAIL"),
+                now=NOW,
+                context={"reason": "test"},
+            )
 
         by_channel = {n.channel: Notification.objects.get(pk=n.pk) for n in sent}
         assert {n.status for n in by_channel.values()} == {"SENT"}
@@ -29,15 +34,17 @@ class TestNotifyCustomer:
 
     def test_nothing_is_delivered_if_the_transaction_rolls_back(self, db, django_capture_on_commit_callbacks):
         with django_capture_on_commit_callbacks(execute=False) as callbacks:
-            notifications.notify_customer(customer=make_customer(), template_code="account_locked",
-                                          channels_=("SMS",), now=NOW)
+            notifications.notify_customer(
+                customer=make_customer(), template_code="account_locked", channels_=("SMS",), now=NOW
+            )
 
         assert len(callbacks) == 1
         assert Notification.objects.get().status == "QUEUED"
 
     def test_a_sent_notification_is_never_sent_twice(self, db):
-        notification = notifications.notify_customer(customer=make_customer(), template_code="account_locked",
-                                                     channels_=("EMAIL",), now=NOW)[0]
+        notification = notifications.notify_customer(
+            customer=make_customer(), template_code="account_locked", channels_=("EMAIL",), now=NOW
+        )[0]
 
         notifications.send_notification(notification_id=notification.pk, now=NOW)
         notifications.send_notification(notification_id=notification.pk, now=NOW)
@@ -46,15 +53,18 @@ class TestNotifyCustomer:
 
     def test_a_missing_template_is_an_error(self, db):
         with pytest.raises(DomainError, match="No 'nothing' template"):
-            notifications.notify_customer(customer=make_customer(), template_code="nothing", channels_=("SMS",), now=NOW)
+            notifications.notify_customer(
+                customer=make_customer(), template_code="nothing", channels_=("SMS",), now=NOW
+            )
 
 
 class TestUpdateTemplate:
     def test_logs_the_old_and_new_wording(self, db, risk_officer):
         template = NotificationTemplate.objects.get(code="account_locked", channel="SMS")
 
-        notifications.update_template(template=template, subject="", body="Locked, {{ name }}.",
-                                      actor=Actor.staff(risk_officer), now=NOW)
+        notifications.update_template(
+            template=template, subject="", body="Locked, {{ name }}.", actor=Actor.staff(risk_officer), now=NOW
+        )
 
         entry = OperationsLogEntry.objects.get(action="notification_template.update")
         assert entry.after["body"] == "Locked, {{ name }}."
@@ -66,5 +76,6 @@ class TestUpdateTemplate:
         template = NotificationTemplate.objects.get(code="account_locked", channel="SMS")
 
         with pytest.raises(TemplateSyntaxError):
-            notifications.update_template(template=template, subject="", body="{% if %}", actor=Actor.staff(risk_officer),
-                                          now=NOW)
+            notifications.update_template(
+                template=template, subject="", body="{% if %}", actor=Actor.staff(risk_officer), now=NOW
+            )

@@ -17,8 +17,9 @@ SYSTEM = Actor.system("tests")
 
 
 def restrict(customer, code="restricted_open", *, account=None, until=None, now=NOW, rule="staff"):
-    return restrictions.add_restriction(customer=customer, account=account, code=code, rule=rule, reason="test",
-                                        until=until, actor=SYSTEM, now=now)
+    return restrictions.add_restriction(
+        customer=customer, account=account, code=code, rule=rule, reason="test", until=until, actor=SYSTEM, now=now
+    )
 
 
 class TestAccountState:
@@ -233,4 +234,6 @@ class TestChangeFeedUnderConcurrentWriters:
 
         assert len(polled) == 60
         assert len(set(polled)) == 60
-        assert sorted(polled, key=int) == sorted(map(str, RestrictionChange.objects.values_list("pk", flat=True)), key=int)
+        assert sorted(polled, key=int) == sorted(
+            map(str, RestrictionChange.objects.values_list("pk", flat=True)), key=int
+        )

@@ -17,8 +17,14 @@ from accounts.rules import (
     restriction_state,
 )
 
-LIMITS = SecurityLimits(failed_logins_per_customer=5, failed_login_customers_per_ip=10, registration_cap_per_ip=100,
-                        registration_cap_per_cookie=20, account_checks_per_second=1, cookie_block_seconds=30)
+LIMITS = SecurityLimits(
+    failed_logins_per_customer=5,
+    failed_login_customers_per_ip=10,
+    registration_cap_per_ip=100,
+    registration_cap_per_cookie=20,
+    account_checks_per_second=1,
+    cookie_block_seconds=30,
+)
 UNTIL = datetime(2026, 3, 2, 12, 30, tzinfo=UTC)
 
 
@@ -42,14 +48,20 @@ class TestRestrictionState:
     def test_combines_the_effects_of_the_restrictions_in_force(self, codes, expected):
         state = restriction_state([StandingRestriction(code, "rule", None) for code in codes])
 
-        assert (state["can_trade"], state["can_open"], state["can_close"], state["can_withdraw"],
-                state["reduce_only"]) == expected
+        assert (
+            state["can_trade"],
+            state["can_open"],
+            state["can_close"],
+            state["can_withdraw"],
+            state["reduce_only"],
+        ) == expected
 
     def test_lists_every_reason_with_its_rule_and_end(self):
         state = restriction_state([StandingRestriction("restricted_open", "order_cancel_ladder", UNTIL)])
 
-        assert state["reasons"] == [{"code": "restricted_open", "rule": "order_cancel_ladder",
-                                     "until": "2026-03-02T12:30:00+00:00"}]
+        assert state["reasons"] == [
+            {"code": "restricted_open", "rule": "order_cancel_ladder", "until": "2026-03-02T12:30:00+00:00"}
+        ]
 
     def test_a_symbol_restriction_is_listed_but_leaves_the_account_flags_alone(self):
         state = restriction_state([StandingRestriction("restricted_open", "ladder", UNTIL, symbol="BTCUSDT")])
@@ -100,8 +112,7 @@ class TestPasswordChange:
     def test_always_asks_for_e_mail_and_sms_confirmation(self):
         assert decide(type="password_change").actions == [NOTIFY]
 
-    @pytest.mark.parametrize("facts", [{"ip_seen_in_window": False}, {"device_known": False},
-                                       {"ip_status": "LIMITED"}])
+    @pytest.mark.parametrize("facts", [{"ip_seen_in_window": False}, {"device_known": False}, {"ip_status": "LIMITED"}])
     def test_from_an_unusual_ip_or_device_also_needs_face_verification(self, facts):
         assert decide(type="password_change", has_login_history=True, **facts).actions[0] == VERIFY_FACE
 
@@ -125,7 +136,8 @@ class TestRegistrationAndChecks:
         decision = decide(type="account_check", account_checks_this_second=checks)
 
         assert (decision.actions, decision.retry_after, decision.block_cookie) == (
-            ([THROTTLE], 30, True) if throttled else ([], None, False))
+            ([THROTTLE], 30, True) if throttled else ([], None, False)
+        )
 
     def test_a_blocked_cookie_is_told_how_long_is_left(self):
         decision = decide(type="account_check", account_checks_this_second=1, cookie_blocked_seconds_left=12)

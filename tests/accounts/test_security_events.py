@@ -48,8 +48,7 @@ class TestIpAnomaly:
 
         assert actions(engine, event(customer=customer, ip="198.51.100.1")) == [["notify_sms_email"]]
 
-    @pytest.mark.parametrize(("age", "notified"), [(timedelta(days=90), False),
-                                                   (timedelta(days=90, seconds=1), True)])
+    @pytest.mark.parametrize(("age", "notified"), [(timedelta(days=90), False), (timedelta(days=90, seconds=1), True)])
     def test_the_window_edge(self, engine, customer, age, notified):
         send(engine, event(customer=customer, ip="198.51.100.1", at=NOW - age))
 
@@ -58,8 +57,12 @@ class TestIpAnomaly:
         assert (result == [["notify_sms_email"]]) is notified
 
     def test_a_login_from_another_country_than_usual_asks_for_a_notice(self, engine, customer):
-        geoip.replace_ranges(ranges=geoip.parse_rows(["198.51.100.0/24,DE", "192.0.2.0/24,BR"]), source="test",
-                             actor=Actor.system("tests"), now=NOW)
+        geoip.replace_ranges(
+            ranges=geoip.parse_rows(["198.51.100.0/24,DE", "192.0.2.0/24,BR"]),
+            source="test",
+            actor=Actor.system("tests"),
+            now=NOW,
+        )
         for days in (3, 2, 1):
             send(engine, event(customer=customer, ip=f"198.51.100.{days}", at=NOW - timedelta(days=days)))
         send(engine, event(customer=customer, ip="192.0.2.9", at=NOW - timedelta(hours=5)))
@@ -158,7 +161,11 @@ class TestRegistration:
         results = send(engine, first, second, later, after_block)["results"]
 
         assert [(r["actions"], r.get("retry_after")) for r in results] == [
-            ([], None), (["throttle"], 30), (["throttle"], 20), ([], None)]
+            ([], None),
+            (["throttle"], 30),
+            (["throttle"], 20),
+            ([], None),
+        ]
 
 
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
@@ -204,8 +211,11 @@ class TestIdempotency:
         original = event(customer=customer)
         send(engine, original)
 
-        response = engine.post(URL, json.dumps([event(customer=customer), {**original, "ip": "192.0.2.1"}]),
-                               content_type="application/json")
+        response = engine.post(
+            URL,
+            json.dumps([event(customer=customer), {**original, "ip": "192.0.2.1"}]),
+            content_type="application/json",
+        )
 
         assert response.status_code == 409
         assert response.json()["error"]["details"][0]["index"] == 1
@@ -233,8 +243,11 @@ class TestBadInput:
         response = engine.post(URL, json.dumps([event(customer=customer), bad]), content_type="application/json")
 
         assert response.status_code == 400
-        assert response.json()["error"]["details"][0] == {**response.json()["error"]["details"][0], "index": 1,
-                                                         "field": field}
+        assert response.json()["error"]["details"][0] == {
+            **response.json()["error"]["details"][0],
+            "index": 1,
+            "field": field,
+        }
         assert not SecurityEvent.objects.exists()
 
     def test_an_unknown_customer_is_a_400(self, engine, db):
@@ -243,7 +256,9 @@ class TestBadInput:
         response = engine.post(URL, json.dumps([event(customer=ghost)]), content_type="application/json")
 
         assert response.status_code == 400
-        assert response.json()["error"]["details"] == [{"index": 0, "field": "customer_id", "message": "unknown customer"}]
+        assert response.json()["error"]["details"] == [
+            {"index": 0, "field": "customer_id", "message": "unknown customer"}
+        ]
 
     def test_needs_the_events_scope(self, db):
         _, token = make_api_client(scopes=("reference",))
@@ -254,15 +269,20 @@ class TestBadInput:
 
 
 class TestWithoutRedis:
-    def test_decisions_still_come_back_and_anonymous_traffic_is_throttled(self, engine, customer, settings,
-                                                                            monkeypatch):
+    def test_decisions_still_come_back_and_anonymous_traffic_is_throttled(
+        self, engine, customer, settings, monkeypatch
+    ):
         from backoffice import redis_client
 
         settings.REDIS_URL = "redis://127.0.0.1:1/0"
         monkeypatch.setattr(redis_client, "_client", None)
 
-        result = actions(engine, event("registration_attempt"), event(customer=customer, device="d1"),
-                         event("login_failed", customer=customer))
+        result = actions(
+            engine,
+            event("registration_attempt"),
+            event(customer=customer, device="d1"),
+            event("login_failed", customer=customer),
+        )
 
         monkeypatch.setattr(redis_client, "_client", None)
         assert result == [["throttle"], ["require_device_verification", "notify_sms_email"], []]

@@ -14,8 +14,15 @@ OFFICER = Actor.system("tests")
 
 
 def mark(value, status="BANNED", kind="IP", **kwargs):
-    return suspicious.mark_suspicious(kind=kind, value=value, status=status, reason="daily review", actor=OFFICER,
-                                      now=kwargs.pop("now", NOW), **kwargs)
+    return suspicious.mark_suspicious(
+        kind=kind,
+        value=value,
+        status=status,
+        reason="daily review",
+        actor=OFFICER,
+        now=kwargs.pop("now", NOW),
+        **kwargs,
+    )
 
 
 class TestMarkSuspicious:
@@ -25,9 +32,14 @@ class TestMarkSuspicious:
 
         assert SuspiciousEntry.objects.get().status == "BANNED"
 
-    @pytest.mark.parametrize(("kwargs", "field"), [({"value": "not-an-ip"}, "value"),
-                                                   ({"value": "1.2.3.4", "status": "SHOUT"}, "status"),
-                                                   ({"value": "1.2.3.4", "expires_at": NOW}, "expires_at")])
+    @pytest.mark.parametrize(
+        ("kwargs", "field"),
+        [
+            ({"value": "not-an-ip"}, "value"),
+            ({"value": "1.2.3.4", "status": "SHOUT"}, "status"),
+            ({"value": "1.2.3.4", "expires_at": NOW}, "expires_at"),
+        ],
+    )
     def test_refuses_bad_entries(self, db, kwargs, field):
         with pytest.raises(InvalidInput) as refused:
             mark(**kwargs)
@@ -47,8 +59,10 @@ class TestMarkSuspicious:
         lines = suspicious.export_csv(now=NOW).splitlines()
 
         assert lines[0].startswith("kind,value,status,reason")
-        assert lines[1:] == [f"DEVICE,dev-9,LIMITED,daily review,{NOW.isoformat()},system:tests,",
-                             f"IP,192.0.2.1,BANNED,daily review,{NOW.isoformat()},system:tests,"]
+        assert lines[1:] == [
+            f"DEVICE,dev-9,LIMITED,daily review,{NOW.isoformat()},system:tests,",
+            f"IP,192.0.2.1,BANNED,daily review,{NOW.isoformat()},system:tests,",
+        ]
 
 
 class TestSuspiciousSourcesInSecurityEvents:
@@ -56,8 +70,14 @@ class TestSuspiciousSourcesInSecurityEvents:
     def test_a_banned_ip_is_refused_at_once(self, engine):
         customer = make_customer()
         mark("192.0.2.1", expires_at=NOW + timedelta(minutes=10))
-        item = {"event_id": "E1", "type": "login", "customer_id": customer.external_id, "ip": "192.0.2.1",
-                "device_id": "d", "at": NOW.isoformat()}
+        item = {
+            "event_id": "E1",
+            "type": "login",
+            "customer_id": customer.external_id,
+            "ip": "192.0.2.1",
+            "device_id": "d",
+            "at": NOW.isoformat(),
+        }
 
         result = engine.post("/api/v1/security-events", json.dumps([item]), content_type="application/json").json()
 

@@ -106,11 +106,14 @@ class TestAppendOnly:
         with pytest.raises(DatabaseError, match="append-only"), transaction.atomic():
             OperationsLogEntry.objects.filter(pk=entry.pk).delete()
 
-
     def test_the_database_refuses_truncate_on_an_ordinary_connection(self, db):
         write()
 
-        with pytest.raises(DatabaseError, match="TRUNCATE refused"), transaction.atomic(), connection.cursor() as cursor:
+        with (
+            pytest.raises(DatabaseError, match="TRUNCATE refused"),
+            transaction.atomic(),
+            connection.cursor() as cursor,
+        ):
             cursor.execute("SET LOCAL backoffice.allow_truncate = off")
             cursor.execute("TRUNCATE backoffice_operationslogentry")
 

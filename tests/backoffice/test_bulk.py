@@ -27,8 +27,9 @@ class TestInsertIdempotent:
     def test_sorts_resent_rows_into_duplicates_and_conflicts(self, db):
         insert([("BTC", NOW, Decimal("1"), NOW), ("ETH", NOW, Decimal("2"), NOW)])
 
-        outcome = insert([("SOL", NOW, Decimal("3"), NOW), ("BTC", NOW, Decimal("1.000"), NOW),
-                          ("ETH", NOW, Decimal("2.5"), NOW)])
+        outcome = insert(
+            [("SOL", NOW, Decimal("3"), NOW), ("BTC", NOW, Decimal("1.000"), NOW), ("ETH", NOW, Decimal("2.5"), NOW)]
+        )
 
         assert (outcome.inserted, outcome.duplicates, outcome.conflicts) == (1, [1], [2])
 

@@ -21,8 +21,9 @@ class Command(BaseCommand):
         try:
             with path.open(newline="", encoding="utf-8") as lines:
                 ranges = geoip.parse_rows(lines)
-            count = geoip.replace_ranges(ranges=ranges, source=path.name, actor=Actor.system("load_ip_countries"),
-                                         now=timezone.now())
+            count = geoip.replace_ranges(
+                ranges=ranges, source=path.name, actor=Actor.system("load_ip_countries"), now=timezone.now()
+            )
         except (DomainError, UnicodeDecodeError) as exc:
             raise CommandError(f"{csv_file}: {exc}") from None
         self.stdout.write(f"loaded {count} IP ranges from {path.name}")
