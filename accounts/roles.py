@@ -35,6 +35,11 @@ ROLE_PERMISSIONS: dict[str, tuple[str, ...]] = {
         "withdrawals.review_*",
         "reporting.*",
     ),
+    "trading desk": VIEW_EVERYTHING
+    + (
+        "kyc.first_review",
+        "kyc.manage_dossier",
+    ),
     "operations": VIEW_EVERYTHING
     + (
         "backoffice.request_change",

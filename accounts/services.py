@@ -8,9 +8,12 @@ from django.db import transaction
 from accounts import restrictions
 from accounts.models import Account, Customer
 from backoffice import audit
+from kyc import tasks as kyc_tasks
 from backoffice.errors import DomainError, InvalidInput
 
 CUSTOMER_FIELDS = ("type", "name", "country", "email", "phone", "date_of_birth")
+# A change to any of these screens the customer again against the sanctions and PEP lists.
+SCREENED_FIELDS = ("type", "name", "country", "date_of_birth")
 
 
 class AccountOwnerChange(DomainError):
@@ -62,6 +65,8 @@ def upsert_customer(
         after=after,
         reason="KYC level imported from the exchange" if imported_kyc_level is not None else "",
     )
+    if before is None or any(before[f] != after[f] for f in SCREENED_FIELDS):
+        kyc_tasks.screen_customer.delay_on_commit(customer_id=customer.pk)
     return customer, before is None
 
 

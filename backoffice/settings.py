@@ -230,6 +230,7 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": timedelta(minutes=5),
     },
     "expire-restrictions": {"task": "accounts.tasks.expire_restrictions", "schedule": timedelta(seconds=5)},
+    "kyc-rescreen-all": {"task": "kyc.tasks.rescreen_all", "schedule": crontab(hour=2, minute=0)},
     "verify-audit-log": {"task": "backoffice.tasks.verify_audit_log", "schedule": crontab(hour=1, minute=30)},
 }
 

@@ -147,3 +147,32 @@ class TestPutAccount:
         assert response.status_code == 409
         assert response.json()["error"]["code"] == "account_owner_change"
         assert Account.objects.get().customer.external_id == "C-1"
+
+
+class TestScreeningOnCustomerChanges:
+    def test_a_new_customer_on_a_sanctions_list_is_restricted_once_committed(
+        self, engine, tmp_path, django_capture_on_commit_callbacks
+    ):
+        from kyc import services as kyc
+        from kyc.models import ScreeningHit
+        from tests.factories import NOW, SYSTEM
+        from tests.kyc.builders import ofac_row, write_ofac
+
+        sdn = write_ofac(tmp_path / "sdn.csv", [ofac_row(1, "KARIMOV, Rustam Ilyich")])
+        kyc.load_ofac_list(source="OFAC_SDN", primary=sdn, actor=SYSTEM, now=NOW)
+
+        with django_capture_on_commit_callbacks(execute=True):
+            put(engine, "/api/v1/customers/C-1", customer(name="Rustam Karimov", country="UZ"))
+            put(engine, "/api/v1/accounts/A-1", {"customer_id": "C-1", "kind": "spot"})
+
+        assert ScreeningHit.objects.filter(customer__external_id="C-1", status="OPEN").exists()
+        state = engine.get("/api/v1/accounts/A-1/restrictions").json()
+        assert "sanctions_hit" in [r["code"] for r in state["reasons"]]
+
+    def test_a_change_of_email_alone_does_not_screen_again(self, engine, django_capture_on_commit_callbacks):
+        put(engine, "/api/v1/customers/C-1", customer())
+
+        with django_capture_on_commit_callbacks() as callbacks:
+            put(engine, "/api/v1/customers/C-1", customer(email="new@example.com"))
+
+        assert callbacks == []
