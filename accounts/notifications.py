@@ -60,7 +60,9 @@ def _render(text: str, values: dict) -> str:
 
 def send_notification(*, notification_id: int, now: datetime) -> str:
     """Deliver one queued notification through its channel; a sent one is never sent again."""
-    notification = Notification.objects.get(pk=notification_id)
+    notification = Notification.objects.filter(pk=notification_id).first()
+    if notification is None:  # rolled back after the task was queued: nothing to send
+        return "MISSING"
     if notification.status == Notification.Status.SENT:
         return notification.status
     try:

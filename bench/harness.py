@@ -23,6 +23,7 @@ import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH_DB_NAME = "backoffice_bench"
+BENCH_BROKER_URL = os.environ.get("BENCH_BROKER_URL", "redis://127.0.0.1:6379/15")
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/backoffice"
 HOST = "127.0.0.1"
 # One process per core, each with threads: a request spends much of its time waiting on PostgreSQL and
@@ -118,6 +119,9 @@ def bench_environment(database_url: str) -> dict[str, str]:
         "ALLOWED_HOSTS": HOST,
         "DATABASE_URL": database_url,
         "CACHE_KEY_PREFIX": "bench",  # never share risk-parameter cache entries with a development server
+        # Tasks the app queues during a run go to a Redis database of their own, emptied afterwards, so no
+        # development worker ever picks up work that refers to the bench database.
+        "CELERY_BROKER_URL": BENCH_BROKER_URL,
         "LOG_LEVEL": "WARNING",
     }
 
@@ -171,6 +175,13 @@ def serve(database_url: str) -> Iterator[str]:
             yield base_url
         finally:
             _stop(server)
+            _empty_bench_broker()
+
+
+def _empty_bench_broker() -> None:
+    import redis
+
+    redis.Redis.from_url(BENCH_BROKER_URL).flushdb()
 
 
 def _free_port() -> int:

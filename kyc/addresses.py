@@ -4,7 +4,7 @@ Networks that share an address space share a chain: an EVM address holds the sam
 Ethereum, BSC, Arbitrum and the rest, so a sanctioned 0x address is sanctioned on all of them.
 Case rules follow each format: EVM hex is case-insensitive (EIP-55 case is only a checksum), bech32 and
 CashAddr are lower-case by definition, base58 (Bitcoin legacy, Tron, Litecoin legacy, XRP, Monero …) is
-case-sensitive and kept exactly as written.
+case-sensitive and kept exactly as written; so are Solana's base58 public keys.
 """
 
 import re
@@ -43,6 +43,7 @@ _CHAINS = {
     "TRX": "TRX",
     "TRC20": "TRX",
     "TRON": "TRX",
+    "SOL": "SOL",
     "OMNI": "BTC",
 }
 _EVM_ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}")

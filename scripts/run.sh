@@ -27,7 +27,7 @@ cat <<MSG
   Back office running at http://127.0.0.1:${PORT}/admin/
   API docs at http://127.0.0.1:${PORT}/api/docs/   health at http://127.0.0.1:${PORT}/health
   Log in as one of the demo staff (password: demo-password-1):
-    risk, compliance, ops, auditor, admin
+    risk, compliance, ops, auditor, admin, desk (trading desk: first KYC review)
   Second factor: the current code is printed by
     .venv/bin/python manage.py demo_totp_code risk
   (or scan the QR code shown by the same command with an authenticator app).

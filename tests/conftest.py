@@ -17,6 +17,12 @@ def _fresh_parameter_cache():
 
 
 @pytest.fixture(autouse=True)
+def _media_in_tmp(settings, tmp_path):
+    """Uploaded files go to a directory of this test's own."""
+    settings.MEDIA_ROOT = tmp_path / "media"
+
+
+@pytest.fixture(autouse=True)
 def _clean_redis_keys():
     """Counters and blocks live in Redis under this test run's prefix; each test starts without them."""
     yield

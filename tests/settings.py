@@ -20,3 +20,6 @@ MIDDLEWARE = [m for m in MIDDLEWARE if m != "whitenoise.middleware.WhiteNoiseMid
 # The test runner empties tables with TRUNCATE between transactional tests; the operations log refuses
 # TRUNCATE on every connection that has not opted out like this.
 DATABASES["default"]["OPTIONS"] = {**DATABASES["default"]["OPTIONS"], "options": "-c backoffice.allow_truncate=on"}  # noqa: F405
+# The demo's KYC section loads the real OFAC lists; tests that run load_demo use none (KYC's own demo test
+# points it at a tiny list).
+KYC_DEMO_SANCTIONS_DIR = ""

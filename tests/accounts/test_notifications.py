@@ -51,6 +51,10 @@ class TestNotifyCustomer:
 
         assert len(mail.outbox) == 1
 
+    def test_a_task_for_a_notification_that_was_rolled_back_does_nothing(self, db):
+        assert notifications.send_notification(notification_id=987654, now=NOW) == "MISSING"
+        assert mail.outbox == []
+
     def test_a_missing_template_is_an_error(self, db):
         with pytest.raises(DomainError, match="No 'nothing' template"):
             notifications.notify_customer(

@@ -49,3 +49,11 @@ class TestNormaliseAddress:
     def test_refuses_an_unknown_network(self):
         with pytest.raises(UnknownNetwork):
             normalise_address("DOGE2", "abc")
+
+
+class TestSolana:
+    def test_solana_addresses_are_screened_case_sensitively(self):
+        address = "4Nd1mBQtrMJVYVfKf2PJy9NZUZdTAsp7D4xWLs4gDB4T"
+
+        assert normalise_address("SOL", address) == ("SOL", address)
+        assert normalise_address("SOL", address.lower())[1] != address
