@@ -230,6 +230,9 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": timedelta(minutes=5),
     },
     "expire-restrictions": {"task": "accounts.tasks.expire_restrictions", "schedule": timedelta(seconds=5)},
+    "withdrawals-release-due-holds": {"task": "withdrawals.tasks.release_due_holds", "schedule": timedelta(minutes=1)},
+    "withdrawals-pay-out-approved": {"task": "withdrawals.tasks.pay_out_approved", "schedule": timedelta(minutes=1)},
+    "withdrawals-flow-review": {"task": "withdrawals.tasks.build_flow_review", "schedule": crontab(hour=0, minute=30)},
     "kyc-rescreen-all": {"task": "kyc.tasks.rescreen_all", "schedule": crontab(hour=2, minute=0)},
     "verify-audit-log": {"task": "backoffice.tasks.verify_audit_log", "schedule": crontab(hour=1, minute=30)},
 }
@@ -264,6 +267,10 @@ SERVER_EMAIL = DEFAULT_FROM_EMAIL
 
 # How long a cached risk-parameter set may be served before its generation is re-checked in Redis.
 RISK_PARAMETER_CACHE_SECONDS = float(env("RISK_PARAMETER_CACHE_SECONDS", "1"))
+
+# Where load_demo reads the sanctions lists from (blank: load none); default: ../shared/reference/sanctions.
+if "KYC_DEMO_SANCTIONS_DIR" in os.environ:
+    KYC_DEMO_SANCTIONS_DIR = os.environ["KYC_DEMO_SANCTIONS_DIR"]
 
 # Demo helpers (printing a demo staff member's current TOTP code) only work with this on.
 DEMO_MODE = env_bool("DEMO_MODE", default=DEBUG)
