@@ -61,6 +61,7 @@ def _setup(run_tag: str) -> str:
     from trading_risk.models import AssetPrice, Instrument
 
     now = timezone.now()
+    _forget_counters()
     customers = Customer.objects.bulk_create(
         [
             Customer(
@@ -108,6 +109,17 @@ def _setup(run_tag: str) -> str:
         name=f"bench-{run_tag}-ingest", scopes=["events", "reference"], actor=audit.Actor.system("bench"), now=now
     )
     return token
+
+
+def _forget_counters() -> None:
+    """The bench database is recreated on every run and account ids start again at 1, so order/cancel counts
+    a previous run left in Redis would land on this run's accounts."""
+    from backoffice.redis_client import get_redis, key
+
+    client = get_redis()
+    names = list(client.scan_iter(match=key("surv", "oc", "*"), count=10_000))
+    for start in range(0, len(names), 10_000):
+        client.delete(*names[start : start + 10_000])
 
 
 def _start() -> datetime:
@@ -173,10 +185,8 @@ def _scratch_table():
     from django.db import connection
 
     with connection.cursor() as cursor:
+        # Same columns and indexes as the trade table (LIKE copies the partitioned table's indexes).
         cursor.execute("CREATE TABLE bench_trade_scratch (LIKE trading_risk_trade INCLUDING ALL)")
-        cursor.execute("CREATE INDEX ON bench_trade_scratch (buy_account_id, executed_at)")
-        cursor.execute("CREATE INDEX ON bench_trade_scratch (sell_account_id, executed_at)")
-        cursor.execute("CREATE INDEX ON bench_trade_scratch USING brin (executed_at)")
     try:
         yield connection
     finally:

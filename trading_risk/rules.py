@@ -1,0 +1,225 @@
+"""Pure decisions for trade surveillance and pre-trade checks: no ORM, no clock, no Redis.
+
+A rule's function name is the rule code stored on the alerts and restrictions it causes. Each returns a
+Finding (or a ladder step) when it fires and None otherwise; the services gather the numbers and act.
+Thresholds are inclusive: a volume exactly at the threshold fires.
+"""
+
+import math
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+NO_ACTION = "NO_ACTION"
+WARN = "WARN"
+RESTRICT_OPEN = "RESTRICT_OPEN"
+RESTRICT_OPEN_CLOSE = "RESTRICT_OPEN_CLOSE"
+BAN_TRADING = "BAN_TRADING"
+ACTIONS = (NO_ACTION, WARN, RESTRICT_OPEN, RESTRICT_OPEN_CLOSE, BAN_TRADING)
+# The restriction code of the contract each restricting action imposes.
+RESTRICTION_CODES = {
+    RESTRICT_OPEN: "restricted_open",
+    RESTRICT_OPEN_CLOSE: "restricted_open_close",
+    BAN_TRADING: "trading_banned",
+}
+
+GENERAL, MAJOR, CRITICAL = "GENERAL", "MAJOR", "CRITICAL"
+
+
+@dataclass(frozen=True)
+class Finding:
+    rule: str
+    severity: str
+    action: str
+    summary: str
+    level: str = ""  # distinguishes two findings of one rule on one day (excessive trading: warn / ban)
+
+
+def _severity(action: str) -> str:
+    return MAJOR if action in RESTRICTION_CODES else GENERAL
+
+
+# ---- periodic rules -------------------------------------------------------------------------------------
+def wash_trading(*, volume_btc: Decimal, threshold_btc: Decimal, action: str) -> Finding | None:
+    """Volume between different accounts of one beneficial owner (or a linked group) at or over the threshold."""
+    if volume_btc < threshold_btc:
+        return None
+    summary = f"Wash trading: {volume_btc:.8f} BTC between linked accounts (threshold {threshold_btc} BTC)"
+    return Finding("wash_trading", _severity(action), action, summary)
+
+
+def self_trade(*, volume_btc: Decimal, threshold_btc: Decimal, action: str) -> Finding | None:
+    """Volume with the same account on both sides at or over the threshold."""
+    if volume_btc < threshold_btc:
+        return None
+    summary = f"Self-trade: {volume_btc:.8f} BTC with the account on both sides (threshold {threshold_btc} BTC)"
+    return Finding("self_trade", _severity(action), action, summary)
+
+
+@dataclass(frozen=True)
+class ExcessiveLimits:
+    warn_btc: Decimal
+    warn_action: str
+    ban_btc: Decimal
+    ban_action: str
+
+
+def excessive_trading(*, volume_btc: Decimal, limits: ExcessiveLimits) -> Finding | None:
+    """Rolling 24 h volume of one account: the ban line wins over the warning line."""
+    if volume_btc >= limits.ban_btc:
+        summary = f"Excessive trading: {volume_btc:.8f} BTC in 24 h (ban line {limits.ban_btc} BTC)"
+        return Finding("excessive_trading", MAJOR, limits.ban_action, summary, level="ban")
+    if volume_btc >= limits.warn_btc:
+        summary = f"Excessive trading: {volume_btc:.8f} BTC in 24 h (warning line {limits.warn_btc} BTC)"
+        return Finding("excessive_trading", GENERAL, limits.warn_action, summary, level="warn")
+    return None
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """An account's own history of one measure: active days, mean and population standard deviation."""
+
+    days: int
+    mean: float
+    stdev: float
+
+
+@dataclass(frozen=True)
+class AnomalyLimits:
+    min_deviations: float
+    min_history_days: int
+    min_volume_btc: float
+    action: str
+
+
+def deviations(value: float, baseline: Baseline) -> float:
+    """How many standard deviations `value` lies above the baseline mean.
+
+    A perfectly steady history has no spread; a tenth of the mean stands in for it, so a jump from a
+    steady 10 to 10.5 is not "infinitely" unusual while a jump to 100 is.
+    """
+    spread = max(baseline.stdev, abs(baseline.mean) * 0.1, 1e-9)
+    return (value - baseline.mean) / spread
+
+
+def behaviour_anomaly(
+    *, volume_btc: float, order_events: int, volume: Baseline, orders: Baseline, limits: AnomalyLimits
+) -> Finding | None:
+    """An account whose day departs sharply from its own history (volume or order rate).
+
+    Floats are fine here: the result is only compared with a threshold in standard deviations.
+    """
+    if volume.days < limits.min_history_days:
+        return None
+    z_volume = deviations(volume_btc, volume) if volume_btc >= limits.min_volume_btc else 0.0
+    z_orders = deviations(order_events, orders)
+    z = max(z_volume, z_orders)
+    if not math.isfinite(z) or z < limits.min_deviations:
+        return None
+    measure = "volume" if z_volume >= z_orders else "order rate"
+    summary = (
+        f"Behaviour anomaly: {measure} {z:.1f} σ above the account's {volume.days}-day baseline "
+        f"(volume {volume_btc:.4f} BTC vs mean {volume.mean:.4f}; orders {order_events} vs mean "
+        f"{orders.mean:.1f})"
+    )
+    return Finding("behaviour_anomaly", _severity(limits.action), limits.action, summary)
+
+
+# ---- the frequent order/cancel ladder ----------------------------------------------------------------------
+@dataclass(frozen=True)
+class LadderState:
+    step: int  # 0: never warned
+    last_hit_at: datetime | None
+
+
+@dataclass(frozen=True)
+class LadderLimits:
+    events: int
+    ladder_window: timedelta
+    restriction: timedelta
+
+
+@dataclass(frozen=True)
+class LadderStep:
+    step: int
+    restriction_code: str | None
+    channels: tuple[str, ...]
+
+
+# step → (restriction, channels) [002 §4.2.5]
+_LADDER = {
+    1: (None, ("SMS", "EMAIL")),
+    2: ("restricted_open", ("SMS", "EMAIL", "CALL")),
+    3: ("restricted_open_close", ("SMS", "EMAIL", "CALL")),
+}
+
+
+def frequent_order_cancel(*, state: LadderState, events: int, at: datetime, limits: LadderLimits) -> LadderStep | None:
+    """The ladder step a count of order+cancel events reaches at `at`, or None below the line.
+
+    `events` counts only events after the previous hit (so one crossing is one hit). A hit within the
+    ladder window of the previous warning climbs one step (up to the third); a later one starts again.
+    """
+    if events < limits.events:
+        return None
+    recent = state.last_hit_at is not None and at - state.last_hit_at <= limits.ladder_window
+    step = min(state.step + 1, 3) if recent else 1
+    code, channels = _LADDER[step]
+    return LadderStep(step, code, channels)
+
+
+def ladder_window_start(*, state: LadderState, at: datetime, window: timedelta) -> datetime:
+    """Events after this moment count towards the next hit: the rolling window, cut at the previous hit."""
+    start = at - window
+    return max(start, state.last_hit_at) if state.last_hit_at else start
+
+
+# ---- pre-trade checks ------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Standing:
+    code: str
+    symbol: str = ""
+
+
+@dataclass(frozen=True)
+class Band:
+    """The new-listing price band in force: index * (1 ± percent/100); index None when no price is known."""
+
+    index_price: Decimal | None
+    percent: Decimal
+
+
+@dataclass(frozen=True)
+class PreTradeFacts:
+    symbol: str
+    price: Decimal
+    reduce_only: bool
+    restrictions: tuple[Standing, ...]
+    halt_modes: tuple[str, ...]  # HALT / CLOSE_ONLY in force for this symbol or for all symbols
+    band: Band | None  # None outside the new-listing window
+
+
+BLOCKS_ALL = ("account_locked", "sanctions_hit", "trading_banned", "restricted_open_close", "symbol_halted")
+
+
+def pre_trade_check(facts: PreTradeFacts) -> list[str]:
+    """The reason codes that refuse this order (empty: allowed). An order not marked reduce-only opens."""
+    reasons = []
+    for r in facts.restrictions:
+        if r.symbol and r.symbol != facts.symbol:
+            continue
+        if r.code in BLOCKS_ALL or (r.code == "restricted_open" and not facts.reduce_only):
+            reasons.append(r.code)
+    if "HALT" in facts.halt_modes or ("CLOSE_ONLY" in facts.halt_modes and not facts.reduce_only):
+        reasons.append("symbol_halted")
+    if facts.band is not None and not within_band(facts.price, facts.band):
+        reasons.append("price_band")
+    return sorted(set(reasons))
+
+
+def within_band(price: Decimal, band: Band) -> bool:
+    """Inside index * (1 ± percent), edges included; without an index price nothing is inside."""
+    if band.index_price is None:
+        return False
+    width = band.index_price * band.percent / 100
+    return band.index_price - width <= price <= band.index_price + width
