@@ -8,8 +8,8 @@ from django.db import transaction
 from accounts import restrictions
 from accounts.models import Account, Customer
 from backoffice import audit
-from kyc import tasks as kyc_tasks
 from backoffice.errors import DomainError, InvalidInput
+from kyc import tasks as kyc_tasks
 
 CUSTOMER_FIELDS = ("type", "name", "country", "email", "phone", "date_of_birth")
 # A change to any of these screens the customer again against the sanctions and PEP lists.

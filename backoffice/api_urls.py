@@ -5,4 +5,5 @@ from django.urls import include, path
 urlpatterns = [
     path("", include("accounts.api_urls")),
     path("", include("trading_risk.api_urls")),
+    path("", include("withdrawals.api_urls")),
 ]

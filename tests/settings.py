@@ -4,7 +4,7 @@ os.environ.setdefault("SECRET_KEY", "tests-only-secret-key")
 os.environ.setdefault("DEBUG", "false")
 os.environ.setdefault("SECURE_SSL_REDIRECT", "false")
 
-from backoffice.settings import *  # noqa: E402, F403  (the one star import we allow)
+from backoffice.settings import *  # noqa: F403  (the one star import we allow)
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 CELERY_TASK_ALWAYS_EAGER = True

@@ -1,0 +1,287 @@
+"""Travel-rule data in the IVMS101 model: decode, check the standard's constraints, emit for a counterparty.
+
+The stored form is the IVMS101 (2020) JSON that TRISA and TRP exchange (`originatorPersons`,
+`nameIdentifierType`, `accountNumber` beside the persons). `message()` emits it as 101 or as 101.2023,
+whose names differ (`originatorPerson`, `naturalPersonNameIdentifierType`, `accountNumber` inside
+the person). The constraints C1–C11 of the standard are code, because no schema language captures them.
+Pure functions; `today` is passed in.
+"""
+
+import re
+from datetime import date
+from typing import Annotated, Literal
+
+import msgspec
+import pycountry
+
+
+def _text(n: int):
+    return Annotated[str, msgspec.Meta(min_length=1, max_length=n)]
+
+
+class _S(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
+    pass
+
+
+class NameIdentifier(_S):
+    primaryIdentifier: _text(100)
+    nameIdentifierType: Literal["ALIA", "BIRT", "MAID", "LEGL", "MISC"]
+    secondaryIdentifier: _text(100) | None = None
+
+
+class NaturalPersonName(_S):
+    nameIdentifier: Annotated[list[NameIdentifier], msgspec.Meta(min_length=1)]
+    localNameIdentifier: list[NameIdentifier] = []
+    phoneticNameIdentifier: list[NameIdentifier] = []
+
+
+class Address(_S):
+    addressType: Literal["HOME", "BIZZ", "GEOG"]
+    townName: _text(35)
+    country: _text(2)
+    department: _text(50) | None = None
+    subDepartment: _text(70) | None = None
+    streetName: _text(70) | None = None
+    buildingNumber: _text(16) | None = None
+    buildingName: _text(35) | None = None
+    floor: _text(70) | None = None
+    postBox: _text(16) | None = None
+    room: _text(70) | None = None
+    postCode: _text(16) | None = None
+    townLocationName: _text(35) | None = None
+    districtName: _text(35) | None = None
+    countrySubDivision: _text(35) | None = None
+    addressLine: Annotated[list[_text(70)], msgspec.Meta(max_length=7)] = []
+
+
+class NationalIdentification(_S):
+    nationalIdentifier: _text(35)
+    nationalIdentifierType: Literal["ARNU", "CCPT", "RAID", "DRLC", "FIIN", "TXID", "SOCS", "IDCD", "LEIX", "MISC"]
+    countryOfIssue: _text(2) | None = None
+    registrationAuthority: _text(8) | None = None
+
+
+class DateAndPlaceOfBirth(_S):
+    dateOfBirth: date
+    placeOfBirth: _text(70)
+
+
+class NaturalPerson(_S):
+    name: NaturalPersonName
+    geographicAddress: list[Address] = []
+    nationalIdentification: NationalIdentification | None = None
+    customerIdentification: _text(50) | None = None
+    dateAndPlaceOfBirth: DateAndPlaceOfBirth | None = None
+    countryOfResidence: _text(2) | None = None
+
+
+class LegalPersonNameIdentifier(_S):
+    legalPersonName: _text(100)
+    legalPersonNameIdentifierType: Literal["LEGL", "SHRT", "TRAD"]
+
+
+class LegalPersonName(_S):
+    nameIdentifier: Annotated[list[LegalPersonNameIdentifier], msgspec.Meta(min_length=1)]
+    localNameIdentifier: list[LegalPersonNameIdentifier] = []
+    phoneticNameIdentifier: list[LegalPersonNameIdentifier] = []
+
+
+class LegalPerson(_S):
+    name: LegalPersonName
+    geographicAddress: list[Address] = []
+    customerNumber: _text(50) | None = None
+    nationalIdentification: NationalIdentification | None = None
+    countryOfRegistration: _text(2) | None = None
+
+
+class Person(_S):
+    naturalPerson: NaturalPerson | None = None
+    legalPerson: LegalPerson | None = None
+
+
+Persons = Annotated[list[Person], msgspec.Meta(min_length=1)]
+AccountNumbers = list[_text(512)]
+
+
+class Originator(_S):
+    originatorPersons: Persons
+    accountNumber: AccountNumbers = []
+
+
+class Beneficiary(_S):
+    beneficiaryPersons: Persons
+    accountNumber: AccountNumbers = []
+
+
+class OriginatingVasp(_S):
+    originatingVASP: Person
+
+
+class BeneficiaryVasp(_S):
+    beneficiaryVASP: Person
+
+
+class IdentityPayload(_S):
+    """Originator and beneficiary (required for a withdrawal), and the two VASPs when known."""
+
+    originator: Originator
+    beneficiary: Beneficiary
+    originatingVASP: OriginatingVasp | None = None
+    beneficiaryVASP: BeneficiaryVasp | None = None
+
+
+class InvalidIvms(ValueError):
+    """The data breaks the IVMS101 model; `problems` lists (path, message)."""
+
+    def __init__(self, problems: list[tuple[str, str]]):
+        super().__init__("; ".join(f"{p}: {m}" for p, m in problems))
+        self.problems = problems
+
+
+def parse(data, *, today: date) -> IdentityPayload:
+    """The payload as typed IVMS101, or InvalidIvms naming every problem."""
+    try:
+        payload = msgspec.convert(data, IdentityPayload)
+    except msgspec.ValidationError as exc:
+        raise InvalidIvms([("", str(exc))]) from None
+    problems = list(constraint_problems(payload, today=today))
+    if problems:
+        raise InvalidIvms(problems)
+    return payload
+
+
+def to_json(payload: IdentityPayload) -> dict:
+    return msgspec.to_builtins(payload)
+
+
+# ---- the standard's constraints ------------------------------------------------------------------------
+def constraint_problems(payload: IdentityPayload, *, today: date):
+    yield from _persons("originator.originatorPersons", payload.originator.originatorPersons, today, originator=True)
+    yield from _persons("beneficiary.beneficiaryPersons", payload.beneficiary.beneficiaryPersons, today)
+    for name, vasp in (("originatingVASP", payload.originatingVASP), ("beneficiaryVASP", payload.beneficiaryVASP)):
+        if vasp is not None:
+            yield from _persons(f"{name}.{name}", [getattr(vasp, name)], today)
+
+
+def _persons(path: str, persons: list[Person], today: date, *, originator: bool = False):
+    for i, person in enumerate(persons):
+        where = f"{path}[{i}]"
+        if (person.naturalPerson is None) == (person.legalPerson is None):
+            yield where, "exactly one of naturalPerson and legalPerson"
+        elif person.naturalPerson is not None:
+            yield from _natural(f"{where}.naturalPerson", person.naturalPerson, today, originator)
+        else:
+            yield from _legal(f"{where}.legalPerson", person.legalPerson, originator)
+
+
+def _natural(path: str, p: NaturalPerson, today: date, originator: bool):
+    if originator and not (
+        p.geographicAddress or p.customerIdentification or p.nationalIdentification or p.dateAndPlaceOfBirth
+    ):
+        yield path, "C1: an originator needs an address, customer, national identification or birth data"
+    if p.dateAndPlaceOfBirth and p.dateAndPlaceOfBirth.dateOfBirth >= today:
+        yield f"{path}.dateAndPlaceOfBirth.dateOfBirth", "C2: must be in the past"
+    if not any(n.nameIdentifierType == "LEGL" for n in p.name.nameIdentifier):
+        yield f"{path}.name", "C6: needs a LEGL name"
+    yield from _countries(path, [p.countryOfResidence], p.geographicAddress)
+    if p.nationalIdentification:
+        yield from _national_id(f"{path}.nationalIdentification", p.nationalIdentification, legal=False)
+
+
+def _legal(path: str, p: LegalPerson, originator: bool):
+    has_geog = any(a.addressType == "GEOG" for a in p.geographicAddress)
+    if originator and not (has_geog or p.customerNumber or p.nationalIdentification):
+        yield path, "C4: an originator needs a GEOG address, customer number or national identification"
+    if not any(n.legalPersonNameIdentifierType == "LEGL" for n in p.name.nameIdentifier):
+        yield f"{path}.name", "C5: needs a LEGL name"
+    yield from _countries(path, [p.countryOfRegistration], p.geographicAddress)
+    if p.nationalIdentification:
+        yield from _national_id(f"{path}.nationalIdentification", p.nationalIdentification, legal=True)
+
+
+def _countries(path: str, countries: list[str | None], addresses: list[Address]):
+    for i, address in enumerate(addresses):
+        if not (address.addressLine or (address.streetName and (address.buildingName or address.buildingNumber))):
+            yield f"{path}.geographicAddress[{i}]", "C8: needs addressLine or streetName with building"
+        countries.append(address.country)
+    for country in countries:
+        if country is not None and not is_country(country):
+            yield path, f"C3: {country!r} is not an ISO 3166-1 alpha-2 code or XX"
+
+
+def _national_id(path: str, nid: NationalIdentification, *, legal: bool):
+    kind = nid.nationalIdentifierType
+    if legal and kind not in ("RAID", "MISC", "LEIX", "TXID"):
+        yield path, "C7: a legal person's identifier is RAID, MISC, LEIX or TXID"
+    if legal and nid.countryOfIssue:
+        yield path, "C9: a legal person's identifier has no countryOfIssue"
+    if legal and kind == "LEIX" and nid.registrationAuthority:
+        yield path, "C9: no registrationAuthority with an LEI"
+    if legal and kind != "LEIX" and not nid.registrationAuthority:
+        yield path, "C9: registrationAuthority is required unless the identifier is an LEI"
+    if nid.registrationAuthority and not _RA.fullmatch(nid.registrationAuthority):
+        yield path, "C10: registrationAuthority is a GLEIF code, RA and six digits"
+    if kind == "LEIX" and not is_lei(nid.nationalIdentifier):
+        yield path, "C11: not a valid LEI"
+    if nid.countryOfIssue and not is_country(nid.countryOfIssue):
+        yield path, f"C3: {nid.countryOfIssue!r} is not an ISO 3166-1 alpha-2 code"
+
+
+_RA = re.compile(r"RA\d{6}")
+_LEI = re.compile(r"[0-9A-Z]{18}[0-9]{2}")
+
+
+def is_country(code: str) -> bool:
+    return code == "XX" or pycountry.countries.get(alpha_2=code) is not None
+
+
+def is_lei(value: str) -> bool:
+    """ISO 17442: 20 characters whose ISO 7064 MOD 97-10 check gives 1."""
+    if not _LEI.fullmatch(value):
+        return False
+    return int("".join(str(int(c, 36)) for c in value)) % 97 == 1
+
+
+# ---- what a counterparty receives ----------------------------------------------------------------------
+def message(payload: dict, *, version: str = "101") -> dict:
+    """The stored payload as an IVMS101 message of `version` "101" (2020) or "101.2023"."""
+    if version == "101":
+        return payload
+    if version != "101.2023":
+        raise ValueError(f"unknown IVMS101 version {version!r}")
+    out = {
+        "originator": {"originatorPerson": _persons_2023(payload["originator"], "originatorPersons")},
+        "beneficiary": {"beneficiaryPerson": _persons_2023(payload["beneficiary"], "beneficiaryPersons")},
+    }
+    for vasp in ("originatingVASP", "beneficiaryVASP"):
+        if vasp in payload:
+            out[vasp] = {vasp: _person_2023(payload[vasp][vasp])}
+    out["payloadMetadata"] = {"payloadVersion": "101.2023"}
+    return out
+
+
+def _persons_2023(party: dict, key: str) -> list[dict]:
+    persons = [_person_2023(p) for p in party[key]]
+    if party.get("accountNumber"):
+        persons[0] = {**persons[0], "accountNumber": party["accountNumber"]}
+    return persons
+
+
+def _person_2023(person: dict) -> dict:
+    if "naturalPerson" not in person:
+        return person
+    natural = person["naturalPerson"]
+    name = {
+        part: [_rename(n, "nameIdentifierType", "naturalPersonNameIdentifierType") for n in ids]
+        for part, ids in natural["name"].items()
+    }
+    return {**person, "naturalPerson": {**natural, "name": name}}
+
+
+def _rename(d: dict, old: str, new: str) -> dict:
+    return {(new if k == old else k): v for k, v in d.items()}
+
+
+def trp_inquiry(payload: dict, *, asset: str, amount: str, callback: str) -> dict:
+    """A TRP (OpenVASP) transfer inquiry carrying the payload."""
+    return {"asset": {"slip0044": asset}, "amount": amount, "callback": callback, "IVMS101": payload}
