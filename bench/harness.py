@@ -28,8 +28,8 @@ DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/backoffice"
 HOST = "127.0.0.1"
 # One process per core, each with threads: a request spends much of its time waiting on PostgreSQL and
 # Redis, and threaded workers keep connections alive (sync workers close them after every response).
-WORKERS = os.cpu_count() or 1
-THREADS = 8
+WORKERS = int(os.environ.get("BENCH_WORKERS", os.cpu_count() or 1))
+THREADS = int(os.environ.get("BENCH_THREADS", 8))
 STARTUP_TIMEOUT = 30.0
 
 
