@@ -6,6 +6,7 @@ latency is measured from the moment the request was due, so a slow server cannot
 """
 
 import asyncio
+import sys
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -95,7 +96,7 @@ async def _drive(ctx: Context, token: str, *, total: int, tag: str = "") -> tupl
     start_at = datetime.now(UTC) - timedelta(hours=1)
     host, port = ctx.base_url.removeprefix("http://").split(":")
     requests = [
-        _request(host, token, orjson.dumps([_event(ctx.run_tag, n, start_at + timedelta(milliseconds=n))]))
+        _request(host, token, orjson.dumps([_event(ctx.run_tag, n, start_at + timedelta(milliseconds=n), tag)]))
         for n in range(total)
     ]
     queue: asyncio.Queue = asyncio.Queue()
@@ -121,6 +122,8 @@ async def _drive(ctx: Context, token: str, *, total: int, tag: str = "") -> tupl
                 latencies.append(time.perf_counter() - due)
             else:
                 errors += 1
+                if errors == 1:
+                    print(f"security_events: first error answered {status}", file=sys.stderr)
         writer.close()
 
     await asyncio.gather(schedule(), *(connection() for _ in range(IN_FLIGHT)))
