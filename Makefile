@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 export DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/backoffice
 export REDIS_URL ?= redis://127.0.0.1:6379/0
 
-.PHONY: run test install services bench lint schema clean-venv
+.PHONY: run test install services bench lint schema totp clean-venv
 
 $(BIN)/.installed: pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 12) else "Python 3.12 or newer is needed (found " + sys.version.split()[0] + "); set PYTHON=/path/to/python3.12")'
@@ -29,6 +29,10 @@ test: services
 
 bench: services
 	$(BIN)/python -m bench $(BENCH_ARGS)
+
+STAFF ?= risk
+totp: install
+	@DEBUG=true $(BIN)/python manage.py demo_totp_code $(STAFF)
 
 lint: install
 	$(BIN)/ruff check .

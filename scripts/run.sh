@@ -3,6 +3,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export DEBUG="${DEBUG:-true}"
+if [ ! -f .env ]; then
+  # Development settings for manage.py commands run by hand in this checkout (never used in production).
+  printf 'DEBUG=true\n' > .env
+fi
 export DJANGO_SETTINGS_MODULE=backoffice.settings
 PORT="${PORT:-8000}"
 BIN=.venv/bin
@@ -29,7 +33,7 @@ cat <<MSG
   Log in as one of the demo staff (password: demo-password-1):
     risk, compliance, ops, auditor, admin, desk (trading desk: first KYC review)
   Second factor: the current code is printed by
-    .venv/bin/python manage.py demo_totp_code risk
+    make totp STAFF=risk
   (or scan the QR code shown by the same command with an authenticator app).
   Ctrl-C stops everything.
 
