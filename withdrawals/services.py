@@ -17,6 +17,7 @@ from functools import partial
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 
+from accounts import notifications
 from accounts.models import Account, Customer
 from backoffice import audit
 from backoffice.errors import DomainError, InvalidInput
@@ -238,6 +239,44 @@ def _follow_up(withdrawal: Withdrawal, *, actor: audit.Actor, now: datetime) -> 
         open_compliance_case(withdrawal, actor=actor, now=now)
     elif withdrawal.status == Withdrawal.Status.APPROVED:
         enqueue_payout(withdrawal)
+    _tell_customer(withdrawal, now=now)
+
+
+# What the customer hears of each outcome. FROZEN reads like any review: a suspicion is not disclosed.
+_NOTICES = {
+    Withdrawal.Status.HELD: ("withdrawal_held", ("SMS", "EMAIL")),
+    Withdrawal.Status.PENDING_REVIEW: ("withdrawal_in_review", ("EMAIL",)),
+    Withdrawal.Status.FROZEN: ("withdrawal_in_review", ("EMAIL",)),
+    Withdrawal.Status.REJECTED: ("withdrawal_rejected", ("SMS", "EMAIL")),
+}
+_CUSTOMER_REASONS = {
+    "password_changed_24h": "withdrawals are paused for 24 hours after a password change",
+    "kyc_level_insufficient": "it is above what your verification level allows",
+    "below_maintenance_margin": "your margin is below the maintenance level",
+    "account_locked": "your account is locked",
+    "asset_suspended": "withdrawals of this asset are suspended",
+}
+
+
+def _tell_customer(withdrawal: Withdrawal, *, now: datetime, reason: str = "") -> None:
+    if withdrawal.status not in _NOTICES:
+        return
+    template, channels = _NOTICES[withdrawal.status]
+    told = reason or "; ".join(_CUSTOMER_REASONS.get(r, "it could not be approved") for r in withdrawal.reasons[:1])
+    notifications.notify_customer(
+        customer=withdrawal.customer,
+        template_code=template,
+        channels_=channels,
+        now=now,
+        related=f"withdrawal:{withdrawal.pk}",
+        context={
+            "request_id": withdrawal.request_id,
+            "amount": withdrawal.amount,
+            "asset": withdrawal.asset_network.asset,
+            "hold_until": f"{withdrawal.hold_until:%Y-%m-%d %H:%M}" if withdrawal.hold_until else "",
+            "reason": told or "it could not be approved",
+        },
+    )
 
 
 def open_compliance_case(withdrawal: Withdrawal, *, actor: audit.Actor, now: datetime):
@@ -331,6 +370,7 @@ def reject_withdrawal(*, withdrawal: Withdrawal, actor: audit.Actor, reason: str
     if w.status not in selectors.QUEUE:
         raise NotReviewable(f"This withdrawal is {w.get_status_display().lower()}.")
     _close(w, Withdrawal.Status.REJECTED, actor=actor, reason=reason, now=now)
+    _tell_customer(w, now=now, reason="it was declined after review")
     return w
 
 
