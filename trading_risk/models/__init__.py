@@ -431,3 +431,9 @@ class Announcement(models.Model):
 
     def __str__(self) -> str:
         return f"{self.title} ({self.get_status_display()})"
+
+
+# ---- position and margin risk (issue: margin) -------------------------------------------------------
+from trading_risk.models.margin import *  # noqa: E402,F403
+from trading_risk.models.limits import *  # noqa: E402,F403
+from trading_risk.models.liquidation import *  # noqa: E402,F403
