@@ -220,3 +220,10 @@ class _Factory:
         for i in range(orders):
             events += self._order(account, symbol, at + timedelta(seconds=5 * i), timedelta(milliseconds=800))
         return events
+
+
+# Margin sections build on the instruments and prices above; importing registers them in this order.
+# isort: off
+from trading_risk import demo_margin  # noqa: E402,F401
+from trading_risk import demo_liquidation  # noqa: E402,F401
+# isort: on

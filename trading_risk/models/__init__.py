@@ -434,6 +434,6 @@ class Announcement(models.Model):
 
 
 # ---- position and margin risk (issue: margin) -------------------------------------------------------
-from trading_risk.models.margin import *  # noqa: E402,F403
 from trading_risk.models.limits import *  # noqa: E402,F403
 from trading_risk.models.liquidation import *  # noqa: E402,F403
+from trading_risk.models.margin import *  # noqa: E402,F403

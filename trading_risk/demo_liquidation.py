@@ -1,0 +1,1 @@
+"""Demo data: liquidations, auto-deleveraging and the insurance fund ledger."""
