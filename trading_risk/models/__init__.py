@@ -433,7 +433,7 @@ class Announcement(models.Model):
         return f"{self.title} ({self.get_status_display()})"
 
 
-# ---- position and margin risk (issue: margin) -------------------------------------------------------
+# ---- position and margin risk ----------------------------------------------------------------------
 from trading_risk.models.limits import *  # noqa: E402,F403
 from trading_risk.models.liquidation import *  # noqa: E402,F403
 from trading_risk.models.margin import *  # noqa: E402,F403
