@@ -15,7 +15,8 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 from django.db import connection, transaction
-from django.db.models import Count
+from django.db.models import Count, F, Func, Value
+from django.db.models.functions import Lower
 
 from accounts.models import Account, Customer, KnownDevice, KnownIp
 from backoffice import audit, parameters
@@ -304,25 +305,40 @@ MAX_SHARED = 20  # a device or IP shared by more customers than this is a café 
 
 
 def link_shared_identifiers(*, now: datetime) -> int:
-    """Put customers sharing a device, an IP or a phone number into linked groups; returns groups created."""
+    """Put customers sharing a device, an IP, a phone number or an e-mail address into linked groups.
+
+    Returns the number of groups created. Phone numbers and e-mail addresses are compared as people write
+    them differently: phones by their digits, e-mail addresses without regard to case.
+    """
     sources = [
-        (LinkedGroup.Basis.DEVICE, KnownDevice.objects, "device_id"),
-        (LinkedGroup.Basis.IP, KnownIp.objects, "ip"),
-        (LinkedGroup.Basis.KYC, Customer.objects, "phone"),
+        (LinkedGroup.Basis.DEVICE, "device_id", KnownDevice.objects.annotate(value=F("device_id"))),
+        (LinkedGroup.Basis.IP, "ip", KnownIp.objects.annotate(value=F("ip"))),
+        (
+            LinkedGroup.Basis.KYC,
+            "phone",
+            Customer.objects.annotate(
+                value=Func(F("phone"), Value(r"\D"), Value(""), Value("g"), function="regexp_replace")
+            ),
+        ),
+        (LinkedGroup.Basis.KYC, "email", Customer.objects.annotate(value=Lower("email"))),
     ]
     created = 0
-    for basis, manager, field in sources:
-        owner = "id" if manager.model is Customer else "customer_id"
-        shared = (
-            manager.values(field)
-            .annotate(n=Count(owner, distinct=True))
-            .filter(n__gte=2, n__lte=MAX_SHARED)
-            .values_list(field, flat=True)
-        )
-        for value in shared:
-            customers = set(manager.filter(**{field: value}).values_list(owner, flat=True))
+    for basis, field, rows in sources:
+        owner = "id" if rows.model is Customer else "customer_id"
+        pairs = rows.exclude(value="").values_list("value", owner)
+        shared: dict[str, set[int]] = {}
+        for value, customer_id in pairs.filter(value__in=_shared_values(rows, owner)):
+            shared.setdefault(value, set()).add(customer_id)
+        for value, customers in shared.items():
             created += _link(basis=basis, evidence=f"{field}:{value}"[:200], customer_ids=customers, now=now)
     return created
+
+
+def _shared_values(rows, owner: str):
+    """The values held by at least two and at most MAX_SHARED customers."""
+    return (
+        rows.values("value").annotate(n=Count(owner, distinct=True)).filter(n__gte=2, n__lte=MAX_SHARED).values("value")
+    )
 
 
 @transaction.atomic

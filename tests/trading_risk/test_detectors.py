@@ -4,11 +4,12 @@ from decimal import Decimal
 import pytest
 from django.utils import timezone
 
-from accounts.models import KnownDevice, Notification, Restriction
+from accounts.models import Customer, KnownDevice, Notification, Restriction
 from backoffice.models import OperationsLogEntry
 from tests.factories import NOW, SYSTEM, make_account, make_customer
 from tests.trading_risk.conftest import post, trade
 from trading_risk import detectors, surveillance
+from trading_risk.detectors import MAX_SHARED
 from trading_risk.models import AccountDailyActivity, Alert, DetectorRun, LinkedGroup
 
 END = NOW + timedelta(hours=1)
@@ -120,6 +121,32 @@ class TestWashTrading:
         group = LinkedGroup.objects.get(basis="DEVICE")
         assert group.evidence == "device_id:dev-1"
         assert set(group.customers.all()) == {owner[0].customer, stranger.customer}
+
+    def test_customers_sharing_a_phone_number_written_differently_are_linked(self, owner, stranger):
+        Customer.objects.filter(pk=owner[0].customer.pk).update(phone="+44 20 7946 0018")
+        Customer.objects.filter(pk=stranger.customer.pk).update(phone="+44-20-7946-0018")
+
+        detectors.link_shared_identifiers(now=NOW)
+
+        group = LinkedGroup.objects.get(basis="KYC", evidence="phone:442079460018")
+        assert set(group.customers.all()) == {owner[0].customer, stranger.customer}
+
+    def test_customers_sharing_an_email_address_in_any_case_are_linked(self, owner, stranger):
+        Customer.objects.filter(pk=owner[0].customer.pk).update(email="Same.Person@example.com")
+        Customer.objects.filter(pk=stranger.customer.pk).update(email="same.person@EXAMPLE.com")
+
+        detectors.link_shared_identifiers(now=NOW)
+
+        group = LinkedGroup.objects.get(basis="KYC", evidence="email:same.person@example.com")
+        assert set(group.customers.all()) == {owner[0].customer, stranger.customer}
+
+    def test_a_value_shared_by_more_customers_than_one_owner_could_have_links_nobody(self, db):
+        customers = [make_customer(email="desk@example.com") for _ in range(MAX_SHARED + 1)]
+
+        detectors.link_shared_identifiers(now=NOW)
+
+        assert not LinkedGroup.objects.filter(evidence="email:desk@example.com").exists()
+        assert len(customers) == MAX_SHARED + 1
 
 
 class TestExcessiveTrading:
