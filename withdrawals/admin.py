@@ -5,6 +5,7 @@ Nothing here writes a model directly: every change goes through a service with r
 and domain refusals are shown as messages.
 """
 
+import json
 from datetime import timedelta
 from decimal import Decimal
 
@@ -19,13 +20,14 @@ from django.utils.html import format_html
 from backoffice import approvals
 from backoffice.admin import ReadOnlyAdmin, pretty_json
 from backoffice.audit import actor_from_request
-from backoffice.errors import DomainError
-from withdrawals import controls, selectors, services, wallets
+from backoffice.errors import DomainError, InvalidInput
+from withdrawals import controls, ivms101, selectors, services, wallets
 from withdrawals.models import (
     AssetNetwork,
     ColdWalletCheck,
     FlowReview,
     ManualConfirmation,
+    RegistrationAuthority,
     Wallet,
     WalletAlert,
     WalletFlow,
@@ -40,6 +42,13 @@ class ReasonForm(forms.Form):
 class IdentityForm(forms.Form):
     method = forms.ChoiceField(choices=[("PHONE", "Phone call"), ("FACE", "Face verification")])
     note = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), required=True)
+
+
+class TravelRuleForm(forms.Form):
+    travel_rule = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 8, "style": "width: 95%; font-family: monospace"}),
+        help_text="IVMS101 identity payload (JSON): originator, beneficiary, VASPs, transferPath",
+    )
 
 
 class QueueFilter(admin.SimpleListFilter):
@@ -77,6 +86,7 @@ class WithdrawalAdmin(ReadOnlyAdmin):
         "value_btc",
         "status",
         "reason_codes",
+        "screening_result",
         "hold_until",
         "requested_at",
         "approvals_needed",
@@ -90,6 +100,10 @@ class WithdrawalAdmin(ReadOnlyAdmin):
     @admin.display(description="reasons")
     def reason_codes(self, w):
         return ", ".join(w.reasons) or "—"
+
+    @admin.display(description="screening")
+    def screening_result(self, w):
+        return w.screening.get("result", "—")
 
     @admin.display(description="approvals")
     def approvals_needed(self, w):
@@ -114,9 +128,14 @@ class WithdrawalAdmin(ReadOnlyAdmin):
             "history": selectors.previous_withdrawals(withdrawal),
             "approvals": withdrawal.approvals.select_related("approver").order_by("approved_at"),
             "travel_rule": pretty_json(withdrawal.travel_rule) if withdrawal.travel_rule else None,
-            "screening": pretty_json(withdrawal.screening),
+            "travel_rule_summary": ivms101.summary(withdrawal.travel_rule) if withdrawal.travel_rule else None,
+            "screening_result": withdrawal.screening.get("result", "not screened"),
+            "screening": {k: v for k, v in withdrawal.screening.items() if k != "result"},
             "reason_form": ReasonForm(),
             "identity_form": IdentityForm(),
+            "travel_rule_form": TravelRuleForm(
+                initial={"travel_rule": json.dumps(withdrawal.travel_rule, indent=2) if withdrawal.travel_rule else ""}
+            ),
             "open": withdrawal.status in selectors.QUEUE,
             "needs_identity": services.needs_identity_confirmation(withdrawal),
         }
@@ -135,20 +154,35 @@ class WithdrawalAdmin(ReadOnlyAdmin):
                     actor=actor,
                     now=now,
                 )
+            elif action == "travel_rule":
+                services.attach_travel_rule(
+                    withdrawal=withdrawal, data=_json_object(request.POST.get("travel_rule", "")), actor=actor, now=now
+                )
             elif action in ("approve", "reject"):
                 reason = request.POST.get("reason", "")
                 service = services.approve_withdrawal if action == "approve" else services.reject_withdrawal
                 service(withdrawal=withdrawal, actor=actor, reason=reason, now=now)
             else:
-                raise DomainError("Choose approve, reject or confirm identity.")
+                raise DomainError("Choose approve, reject, confirm identity or attach travel-rule data.")
         except DomainError as exc:
-            messages.error(request, str(exc))
+            problems = "; ".join(f"{d.get('field', '')}: {d.get('message', '')}" for d in exc.details)
+            messages.error(request, f"{exc} {problems}".strip())
         else:
             withdrawal.refresh_from_db()
             messages.success(
                 request, f"Withdrawal {withdrawal.request_id} is now {withdrawal.get_status_display().lower()}."
             )
         return redirect("admin:withdrawals_withdrawal_change", withdrawal.pk)
+
+
+def _json_object(text: str) -> dict:
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise InvalidInput(f"Not JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise InvalidInput("The travel-rule data is an IVMS101 identity payload, a JSON object.")
+    return data
 
 
 # ---- controls -------------------------------------------------------------------------------------------
@@ -239,6 +273,16 @@ class WalletForm(forms.ModelForm):
         fields = ("name", "asset_network", "tier", "address", "target_balance", "max_balance")
 
 
+class BandForm(forms.Form):
+    target_balance = forms.DecimalField(max_digits=38, decimal_places=18, min_value=Decimal(0))
+    max_balance = forms.DecimalField(max_digits=38, decimal_places=18, min_value=Decimal(0))
+    reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), help_text="recorded in the operations log")
+
+
+class ActiveForm(forms.Form):
+    reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), help_text="recorded in the operations log")
+
+
 class ColdCheckForm(forms.Form):
     observed_balance = forms.DecimalField(max_digits=38, decimal_places=18)
     expected_balance = forms.DecimalField(max_digits=38, decimal_places=18)
@@ -247,11 +291,26 @@ class ColdCheckForm(forms.Form):
 
 @admin.register(Wallet)
 class WalletAdmin(ReadOnlyAdmin):
-    list_display = ("name", "tier", "asset_network", "target_balance", "max_balance", "active", "check_link")
+    list_display = (
+        "name",
+        "tier",
+        "asset_network",
+        "target_balance",
+        "max_balance",
+        "active",
+        "settings_link",
+        "check_link",
+    )
     list_filter = ("tier", "asset_network", "active")
     search_fields = ("name", "address")
     list_select_related = ("asset_network",)
     change_list_template = "admin/withdrawals/wallet_change_list.html"
+
+    @admin.display(description="settings")
+    def settings_link(self, wallet):
+        return format_html(
+            '<a href="{}">band, (de)activate</a>', reverse("admin:withdrawals_wallet_settings", args=[wallet.pk])
+        )
 
     @admin.display(description="cold check")
     def check_link(self, wallet):
@@ -265,6 +324,7 @@ class WalletAdmin(ReadOnlyAdmin):
             path("dashboard/", view(self.dashboard_view), name="withdrawals_wallet_dashboard"),
             path("register/", view(self.register_view), name="withdrawals_wallet_register"),
             path("<int:pk>/check/", view(self.check_view), name="withdrawals_cold_check"),
+            path("<int:pk>/settings/", view(self.settings_view), name="withdrawals_wallet_settings"),
             *super().get_urls(),
         ]
 
@@ -284,6 +344,47 @@ class WalletAdmin(ReadOnlyAdmin):
                 return redirect("admin:withdrawals_wallet_changelist")
         return self._form_page(request, form, "Register a wallet")
 
+    def settings_view(self, request, pk):
+        """Change a wallet's target and maximum balance, or deactivate / reactivate it; both need a reason."""
+        wallet = get_object_or_404(Wallet.objects.select_related("asset_network"), pk=pk)
+        band_initial = {"target_balance": wallet.target_balance, "max_balance": wallet.max_balance}
+        posted = request.POST if request.method == "POST" else None
+        action = request.POST.get("action") if posted else None
+        band_form = BandForm(posted if action == "band" else None, initial=band_initial, prefix="band")
+        active_form = ActiveForm(posted if action == "active" else None, prefix="active")
+        form = band_form if action == "band" else active_form if action == "active" else None
+        if form is not None and form.is_valid():
+            actor, now, data = actor_from_request(request), timezone.now(), form.cleaned_data
+            try:
+                if action == "band":
+                    wallets.change_band(
+                        wallet=wallet,
+                        target_balance=data["target_balance"],
+                        max_balance=data["max_balance"],
+                        reason=data["reason"],
+                        actor=actor,
+                        now=now,
+                    )
+                else:
+                    wallets.set_active(
+                        wallet=wallet, active=not wallet.active, reason=data["reason"], actor=actor, now=now
+                    )
+            except DomainError as exc:
+                form.add_error(None, str(exc))
+            else:
+                messages.success(request, f"Wallet {wallet.name} changed.")
+                return redirect("admin:withdrawals_wallet_settings", wallet.pk)
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": f"Settings of {wallet}",
+            "wallet": wallet,
+            "band_form": band_form,
+            "active_form": active_form,
+            "history": selectors.wallet_changes(wallet),
+        }
+        return TemplateResponse(request, "admin/withdrawals/wallet_settings.html", context)
+
     def check_view(self, request, pk):
         wallet = get_object_or_404(Wallet, pk=pk)
         form = ColdCheckForm(request.POST or None)
@@ -301,14 +402,17 @@ class WalletAdmin(ReadOnlyAdmin):
 
     def dashboard_view(self, request):
         now = timezone.now()
+        days = int(request.GET["days"]) if request.GET.get("days") in {"7", "30", "90"} else 30
         rows = [
-            {"wallet": w, "latest": b, "chart": balance_chart(w, since=now - timedelta(days=30))}
+            {"wallet": w, "latest": b, "chart": balance_chart(w, since=now - timedelta(days=days), now=now)}
             for w, b in selectors.latest_balances()
         ]
         context = {
             **self.admin_site.each_context(request),
             "opts": self.model._meta,
             "title": "Wallet balances",
+            "days": days,
+            "periods": (7, 30, 90),
             "rows": rows,
             "alerts": WalletAlert.objects.filter(closed_at__isnull=True)
             .select_related("wallet")
@@ -318,24 +422,46 @@ class WalletAdmin(ReadOnlyAdmin):
         return TemplateResponse(request, "admin/withdrawals/wallet_dashboard.html", context)
 
 
-def balance_chart(wallet: Wallet, *, since, width: int = 360, height: int = 80) -> dict:
-    """An SVG polyline of the balance over time, with the target and maximum as lines."""
+def balance_chart(wallet: Wallet, *, since, now, width: int = 360, height: int = 80) -> dict:
+    """SVG polylines of the balance over time and of the target and maximum in force at each snapshot,
+    with how many snapshots fell below target or above maximum."""
     points = selectors.balance_history(wallet, since=since)
-    values = [b for _, b in points] + [wallet.target_balance, wallet.max_balance]
+    target, maximum = wallet.target_balance, wallet.max_balance
+    bands = [(at, target if t is None else t, maximum if m is None else m) for at, _, t, m in points]
+    bands = bands or [(since, target, maximum)]
+    bands.append((now, wallet.target_balance, wallet.max_balance))  # the band in force now, to the right edge
+    values = [b for _, b, _, _ in points] + [m for _, _, m in bands]
     top = max(values) or Decimal(1)
-    start, span = since.timestamp(), max(timezone.now().timestamp() - since.timestamp(), 1)
+    start, span = since.timestamp(), max(now.timestamp() - since.timestamp(), 1)
+
+    def x(at) -> float:
+        return round(min(max((at.timestamp() - start) / span, 0), 1) * width, 1)
 
     def y(value) -> float:
         return round(height - float(value / top) * height, 1)
 
-    line = " ".join(f"{round((at.timestamp() - start) / span * width, 1)},{y(b)}" for at, b in points)
+    def steps(index: int) -> str:
+        # A step line: each band holds until the next one starts; it starts at the left edge.
+        out, previous = [], None
+        for at, *band in bands:
+            if previous is not None:
+                out.append(f"{x(at)},{y(previous)}")
+            elif x(at) > 0:
+                out.append(f"0,{y(band[index])}")
+            out.append(f"{x(at)},{y(band[index])}")
+            previous = band[index]
+        return " ".join(out)
+
     return {
         "width": width,
         "height": height,
-        "line": line,
-        "target_y": y(wallet.target_balance),
-        "max_y": y(wallet.max_balance),
+        "line": " ".join(f"{x(at)},{y(b)}" for at, b, _, _ in points),
+        "target_line": steps(0),
+        "max_line": steps(1),
         "points": len(points),
+        "below_target": sum(1 for _, b, t, _ in points if b < (target if t is None else t)),
+        "above_max": sum(1 for _, b, _, m in points if b > (maximum if m is None else m)),
+        "band_changes": len({(t, m) for _, t, m in bands}) - 1,
     }
 
 
@@ -417,3 +543,12 @@ class ColdWalletCheckAdmin(ReadOnlyAdmin):
     @admin.display(boolean=True)
     def matches(self, check):
         return check.matches
+
+
+@admin.register(RegistrationAuthority)
+class RegistrationAuthorityAdmin(ReadOnlyAdmin):
+    """The GLEIF list as loaded by `manage.py load_gleif_registration_authorities`; read only."""
+
+    list_display = ("code", "country_code", "jurisdiction", "register_name", "organisation", "end_date", "loaded_at")
+    list_filter = ("country_code",)
+    search_fields = ("code", "register_name", "organisation", "jurisdiction")

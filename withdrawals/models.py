@@ -185,7 +185,9 @@ class Wallet(models.Model):
     active = models.BooleanField(default=True)
 
     class Meta:
-        permissions = [("manage_wallet", "Can register wallets, sign off flow reviews and record wallet checks")]
+        permissions = [
+            ("manage_wallet", "Can register and change wallets, sign off flow reviews and record wallet checks")
+        ]
         constraints = [
             models.CheckConstraint(
                 condition=Q(target_balance__gte=0) & Q(max_balance__gte=F("target_balance")), name="wallet_bounds"
@@ -197,11 +199,14 @@ class Wallet(models.Model):
 
 
 class WalletBalance(models.Model):
-    """A wallet's balance at a moment, as the custody system reported it."""
+    """A wallet's balance at a moment, as the custody system reported it, with the band then in force."""
 
     wallet = models.ForeignKey(Wallet, on_delete=models.PROTECT, related_name="balances")
     balance = models.DecimalField(**AMOUNT)
     at = models.DateTimeField()
+    # The wallet's target and maximum when the balance was recorded, so the history reads against its own band.
+    target_balance = models.DecimalField(**AMOUNT, null=True, blank=True)
+    max_balance = models.DecimalField(**AMOUNT, null=True, blank=True)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["wallet", "at"], name="wallet_balance_once_per_time")]
@@ -290,3 +295,27 @@ class ColdWalletCheck(models.Model):
     @property
     def matches(self) -> bool:
         return self.observed_balance == self.expected_balance
+
+
+# ---- travel-rule reference data --------------------------------------------------------------------------
+class RegistrationAuthority(models.Model):
+    """One entry of the GLEIF Registration Authorities List, as loaded from the operator's CSV download."""
+
+    code = models.CharField(max_length=8, unique=True, help_text="RA and six digits, e.g. RA000585")
+    country_code = models.CharField(max_length=2, blank=True)
+    jurisdiction = models.CharField(max_length=200, blank=True)
+    register_name = models.CharField(max_length=500, blank=True, help_text="international name of the register")
+    organisation = models.CharField(max_length=500, blank=True, help_text="organisation responsible for it")
+    website = models.CharField(max_length=500, blank=True)
+    end_date = models.CharField(max_length=32, blank=True, help_text="as the list gives it, for retired registers")
+    source = models.CharField(max_length=200, help_text="the file it was loaded from")
+    loaded_at = models.DateTimeField()
+
+    class Meta:
+        verbose_name = "GLEIF registration authority"
+        constraints = [
+            models.CheckConstraint(condition=Q(code__regex=r"^RA[0-9]{6}$"), name="registration_authority_code"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.code} {self.register_name or self.organisation}"

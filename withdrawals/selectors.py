@@ -13,7 +13,14 @@ from accounts.rules import EFFECTS
 from backoffice import health
 from backoffice.parameters import param
 from withdrawals import rules
-from withdrawals.models import AssetNetwork, ManualConfirmation, Wallet, WalletBalance, Withdrawal
+from withdrawals.models import (
+    AssetNetwork,
+    ManualConfirmation,
+    RegistrationAuthority,
+    Wallet,
+    WalletBalance,
+    Withdrawal,
+)
 
 logger = logging.getLogger(__name__)
 # Statuses whose amount may still leave (or has left): they count against the limits.
@@ -100,6 +107,12 @@ def asset_network(asset: str, network: str) -> AssetNetwork | None:
     return AssetNetwork.objects.filter(asset=asset, network=network).first()
 
 
+def registration_authorities() -> frozenset[str] | None:
+    """The codes of the loaded GLEIF Registration Authorities List, or None while none is loaded."""
+    codes = frozenset(RegistrationAuthority.objects.values_list("code", flat=True))
+    return codes or None
+
+
 # ---- the review page ------------------------------------------------------------------------------------
 def review_queue():
     """Withdrawals a person must act on, oldest first."""
@@ -151,5 +164,21 @@ def latest_balances() -> list[tuple[Wallet, WalletBalance | None]]:
     return [(w, latest.get(w.pk)) for w in wallets]
 
 
-def balance_history(wallet: Wallet, *, since: datetime) -> list[tuple[datetime, Decimal]]:
-    return list(wallet.balances.filter(at__gte=since).order_by("at").values_list("at", "balance"))
+def balance_history(
+    wallet: Wallet, *, since: datetime
+) -> list[tuple[datetime, Decimal, Decimal | None, Decimal | None]]:
+    """(at, balance, target, maximum) since `since`: each balance with the band in force when it was recorded."""
+    return list(
+        wallet.balances.filter(at__gte=since)
+        .order_by("at")
+        .values_list("at", "balance", "target_balance", "max_balance")
+    )
+
+
+def wallet_changes(wallet: Wallet, *, limit: int = 20):
+    """The operations-log entries about a wallet (registration, band, activation), newest first."""
+    from backoffice.models import OperationsLogEntry
+
+    return OperationsLogEntry.objects.filter(target_type="withdrawals.wallet", target_id=str(wallet.pk)).order_by(
+        "-at"
+    )[:limit]

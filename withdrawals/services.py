@@ -134,7 +134,8 @@ def _travel_rule(data: dict | None, *, now: datetime) -> dict | None:
     if data is None:
         return None
     try:
-        return ivms101.to_json(ivms101.parse(data, today=now.date()))
+        payload = ivms101.parse(data, today=now.date(), registration_authorities=selectors.registration_authorities())
+        return ivms101.to_json(payload)
     except ivms101.InvalidIvms as exc:
         raise InvalidInput(
             "The travel-rule data is not valid IVMS101.",

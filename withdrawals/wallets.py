@@ -83,6 +83,89 @@ def register_wallet(
     return wallet
 
 
+def _reason_required(reason: str) -> None:
+    if not reason.strip():
+        raise InvalidInput("Give a reason for the change.", details=[{"field": "reason", "message": "required"}])
+
+
+def _locked(wallet: Wallet) -> Wallet:
+    return Wallet.objects.select_for_update(no_key=True).select_related("asset_network").get(pk=wallet.pk)
+
+
+@transaction.atomic
+def change_band(
+    *,
+    wallet: Wallet,
+    target_balance: Decimal,
+    max_balance: Decimal,
+    reason: str,
+    actor: audit.Actor,
+    now: datetime,
+) -> Wallet:
+    """Set a wallet's target and maximum balance (as registering it does), then judge its latest balance again."""
+    _require(actor)
+    _reason_required(reason)
+    if not 0 <= target_balance <= max_balance:
+        raise InvalidInput("Need 0 ≤ target ≤ maximum.", details=[{"field": "max_balance", "message": "below target"}])
+    wallet = _locked(wallet)
+    if (wallet.target_balance, wallet.max_balance) == (target_balance, max_balance):
+        raise InvalidInput("This is the current band.", details=[{"field": "target_balance", "message": "unchanged"}])
+    fields = ("target_balance", "max_balance")
+    before = audit.snapshot(wallet, fields)
+    wallet.target_balance, wallet.max_balance = target_balance, max_balance
+    wallet.save(update_fields=list(fields))
+    wallet.refresh_from_db(fields=fields)  # as stored, so before and after read alike
+    audit.record(
+        actor=actor,
+        action="wallet.band",
+        target=wallet,
+        now=now,
+        reason=reason,
+        before=before,
+        after=audit.snapshot(wallet, fields),
+    )
+    latest = wallet.balances.order_by("-at").first()
+    if latest is not None:
+        latest.wallet = wallet
+        check_band(latest, actor=actor, now=now)
+    return wallet
+
+
+@transaction.atomic
+def set_active(*, wallet: Wallet, active: bool, reason: str, actor: audit.Actor, now: datetime) -> Wallet:
+    """Deactivate a wallet (no longer monitored: its open alerts close) or bring it back."""
+    _require(actor)
+    _reason_required(reason)
+    wallet = _locked(wallet)
+    if wallet.active == active:
+        state = "active" if active else "inactive"
+        raise InvalidInput(f"The wallet is already {state}.", details=[{"field": "active", "message": state}])
+    wallet.active = active
+    wallet.save(update_fields=["active"])
+    audit.record(
+        actor=actor,
+        action="wallet.activate" if active else "wallet.deactivate",
+        target=wallet,
+        now=now,
+        reason=reason,
+        before={"active": not active},
+        after={"active": active},
+    )
+    if not active:
+        for alert in wallet.alerts.filter(closed_at__isnull=True):
+            alert.closed_at = now
+            alert.save(update_fields=["closed_at"])
+            audit.record(
+                actor=actor, action="wallet.alert_close", target=alert, now=now, reason=reason, after={"active": False}
+            )
+    else:
+        latest = wallet.balances.order_by("-at").first()
+        if latest is not None:
+            latest.wallet = wallet
+            check_band(latest, actor=actor, now=now)
+    return wallet
+
+
 @dataclass(frozen=True)
 class BalanceIn:
     wallet: str
@@ -117,8 +200,15 @@ def record_balances(*, items: list[BalanceIn], actor: audit.Actor, now: datetime
     wallets = wallets_by_name({i.wallet for i in items})
     created = 0
     for item in items:
+        wallet = wallets[item.wallet]
         balance, new = WalletBalance.objects.get_or_create(
-            wallet=wallets[item.wallet], at=item.at, defaults={"balance": item.balance}
+            wallet=wallet,
+            at=item.at,
+            defaults={
+                "balance": item.balance,
+                "target_balance": wallet.target_balance,
+                "max_balance": wallet.max_balance,
+            },
         )
         created += new
         if new:
@@ -127,9 +217,9 @@ def record_balances(*, items: list[BalanceIn], actor: audit.Actor, now: datetime
 
 
 def check_band(balance: WalletBalance, *, actor: audit.Actor, now: datetime) -> WalletAlert | None:
-    """Open an alert (once per wallet, kind and day) when a hot wallet is below target or above maximum."""
+    """Open an alert (once per wallet, kind and day) when an active hot wallet is below target or above maximum."""
     wallet = balance.wallet
-    if wallet.tier != Wallet.Tier.HOT:
+    if wallet.tier != Wallet.Tier.HOT or not wallet.active:
         return None
     if balance.balance < wallet.target_balance:
         kind = WalletAlert.Kind.BELOW_TARGET

@@ -197,6 +197,38 @@ class TestDecisions:
         assert trp["IVMS101"]["originator"]["originatorPersons"]
         assert trp["amount"] == "1500"
 
+    def test_intermediary_vasps_travel_with_the_withdrawal_and_its_export(self, engine, verified_account):
+        data = identity_payload()
+        relay = {"name": {"nameIdentifier": [{"legalPersonName": "VASP E", "legalPersonNameIdentifierType": "LEGL"}]}}
+        data["transferPath"] = {"transferPath": [{"intermediaryVASP": {"legalPerson": relay}, "sequence": 0}]}
+
+        response = post(
+            engine,
+            body(verified_account, asset="USDT", network="TRX", amount="1500", address=TRX_ADDRESS, travel_rule=data),
+        )
+
+        assert response.status_code == 201
+        stored = Withdrawal.objects.get().travel_rule["transferPath"]["transferPath"]
+        assert stored == [{"intermediaryVASP": {"legalPerson": relay}, "sequence": 0}]
+        for version in ("101", "101.2023"):
+            exported = engine.get(URL + f"w-1/travel-rule?version={version}").json()
+            assert (
+                exported["transferPath"]["transferPath"][0]["intermediaryVASP"]["legalPerson"]["name"]
+                == (relay["name"])
+            )
+
+    def test_a_transfer_path_with_a_gap_in_its_sequence_is_a_400(self, engine, verified_account):
+        data = identity_payload()
+        relay = {"name": {"nameIdentifier": [{"legalPersonName": "VASP E", "legalPersonNameIdentifierType": "LEGL"}]}}
+        data["transferPath"] = {"transferPath": [{"intermediaryVASP": {"legalPerson": relay}, "sequence": 1}]}
+
+        response = post(engine, body(verified_account, travel_rule=data))
+
+        assert response.status_code == 400
+        assert response.json()["error"]["details"][0]["field"] == "travel_rule.transferPath.transferPath"
+        assert "C12" in response.json()["error"]["details"][0]["message"]
+        assert not Withdrawal.objects.exists()
+
     def test_the_status_moves_as_staff_act(
         self, engine, verified_account, risk_officer, django_capture_on_commit_callbacks
     ):

@@ -5,9 +5,10 @@ import pytest
 
 from backoffice.audit import Actor
 from backoffice.errors import InvalidInput
+from backoffice.models import OperationsLogEntry
 from tests import factories
 from tests.withdrawals.conftest import BTC_ADDRESS, REQUESTED_AT, make_withdrawal
-from withdrawals import services, wallets
+from withdrawals import selectors, services, wallets
 from withdrawals.models import AssetNetwork, Wallet, WalletAlert, WalletBalance
 
 
@@ -177,3 +178,110 @@ class TestColdChecks:
         )
 
         assert check.matches
+
+
+def record_balance(wallet_name: str, balance: str, at):
+    return wallets.record_balances(
+        items=[wallets.BalanceIn(wallet=wallet_name, balance=Decimal(balance), at=at)],
+        actor=factories.SYSTEM,
+        now=at,
+    )
+
+
+class TestWalletSettings:
+    def change_band(self, wallet, user, target: str, maximum: str, reason: str = "more payouts expected"):
+        return wallets.change_band(
+            wallet=wallet,
+            target_balance=Decimal(target),
+            max_balance=Decimal(maximum),
+            reason=reason,
+            actor=Actor.staff(user),
+            now=factories.NOW + timedelta(hours=2),
+        )
+
+    def test_changing_the_band_is_audited_with_before_after_and_reason(self, hot_wallet, operator):
+        self.change_band(hot_wallet, operator, "80", "300")
+
+        hot_wallet.refresh_from_db()
+        assert (hot_wallet.target_balance, hot_wallet.max_balance) == (Decimal(80), Decimal(300))
+        entry = OperationsLogEntry.objects.get(action="wallet.band")
+        assert {k: Decimal(v) for k, v in entry.before.items()} == {"target_balance": 50, "max_balance": 200}
+        assert {k: Decimal(v) for k, v in entry.after.items()} == {"target_balance": 80, "max_balance": 300}
+        assert (entry.reason, entry.actor_user) == ("more payouts expected", operator)
+
+    @pytest.mark.parametrize(
+        ("target", "maximum", "reason"),
+        [("300", "200", "x"), ("-1", "200", "x"), ("50", "200", "x"), ("60", "200", "")],
+    )
+    def test_a_bad_band_an_unchanged_band_or_no_reason_is_refused(self, hot_wallet, operator, target, maximum, reason):
+        with pytest.raises(InvalidInput):
+            self.change_band(hot_wallet, operator, target, maximum, reason)
+
+        hot_wallet.refresh_from_db()
+        assert (hot_wallet.target_balance, hot_wallet.max_balance) == (Decimal(50), Decimal(200))
+        assert not OperationsLogEntry.objects.filter(action="wallet.band").exists()
+
+    def test_only_staff_who_manage_wallets_may_change_them(self, hot_wallet, risk_officer):
+        with pytest.raises(services.NotAllowed):
+            self.change_band(hot_wallet, risk_officer, "80", "300")
+        with pytest.raises(services.NotAllowed):
+            wallets.set_active(
+                wallet=hot_wallet, active=False, reason="retired", actor=Actor.staff(risk_officer), now=factories.NOW
+            )
+
+    def test_a_new_band_judges_the_latest_balance_at_once(self, hot_wallet, operator):
+        record_balance("btc-hot-1", "60", factories.NOW)
+        assert not WalletAlert.objects.exists()
+
+        self.change_band(hot_wallet, operator, "100", "300")
+
+        assert list(WalletAlert.objects.values_list("kind", "closed_at")) == [("BELOW_TARGET", None)]
+        self.change_band(hot_wallet, operator, "40", "300")
+        assert WalletAlert.objects.get().closed_at is not None
+
+    def test_each_balance_keeps_the_band_in_force_when_it_was_recorded(self, hot_wallet, operator):
+        record_balance("btc-hot-1", "60", factories.NOW)
+        self.change_band(hot_wallet, operator, "100", "300")
+        record_balance("btc-hot-1", "120", factories.NOW + timedelta(hours=3))
+
+        history = selectors.balance_history(hot_wallet, since=factories.NOW - timedelta(days=1))
+
+        assert history == [
+            (factories.NOW, Decimal(60), Decimal(50), Decimal(200)),
+            (factories.NOW + timedelta(hours=3), Decimal(120), Decimal(100), Decimal(300)),
+        ]
+
+    def test_a_deactivated_wallet_closes_its_alerts_and_raises_no_more(self, hot_wallet, operator):
+        record_balance("btc-hot-1", "10", factories.NOW)
+
+        wallets.set_active(
+            wallet=hot_wallet,
+            active=False,
+            reason="migrated to a new address",
+            actor=Actor.staff(operator),
+            now=factories.NOW,
+        )
+        record_balance("btc-hot-1", "5", factories.NOW + timedelta(days=1))
+
+        assert list(WalletAlert.objects.values_list("closed_at", flat=True)) == [factories.NOW]
+        assert WalletBalance.objects.count() == 2  # custody still reports it; it is only not monitored
+        assert hot_wallet not in [w for w, _ in selectors.latest_balances()]
+        entry = OperationsLogEntry.objects.get(action="wallet.deactivate")
+        assert (entry.before, entry.after, entry.reason) == (
+            {"active": True},
+            {"active": False},
+            "migrated to a new address",
+        )
+
+    def test_a_reactivated_wallet_is_monitored_again(self, hot_wallet, operator):
+        actor = Actor.staff(operator)
+        wallets.set_active(wallet=hot_wallet, active=False, reason="paused", actor=actor, now=factories.NOW)
+        record_balance("btc-hot-1", "5", factories.NOW + timedelta(hours=1))
+        assert not WalletAlert.objects.exists()
+
+        wallets.set_active(wallet=hot_wallet, active=True, reason="back in use", actor=actor, now=factories.NOW)
+
+        assert list(WalletAlert.objects.values_list("kind", flat=True)) == ["BELOW_TARGET"]
+        assert OperationsLogEntry.objects.filter(action="wallet.activate", reason="back in use").exists()
+        with pytest.raises(InvalidInput, match="already active"):
+            wallets.set_active(wallet=hot_wallet, active=True, reason="again", actor=actor, now=factories.NOW)
