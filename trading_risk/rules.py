@@ -197,6 +197,7 @@ class PreTradeFacts:
     restrictions: tuple[Standing, ...]
     halt_modes: tuple[str, ...]  # HALT / CLOSE_ONLY in force for this symbol or for all symbols
     band: Band | None  # None outside the new-listing window
+    position: "PositionCheck | None" = None  # None for spot pairs and reduce-only orders
 
 
 BLOCKS_ALL = ("account_locked", "sanctions_hit", "trading_banned", "restricted_open_close", "symbol_halted")
@@ -214,6 +215,8 @@ def pre_trade_check(facts: PreTradeFacts) -> list[str]:
         reasons.append("symbol_halted")
     if facts.band is not None and not within_band(facts.price, facts.band):
         reasons.append("price_band")
+    if facts.position is not None and not facts.reduce_only and position_limit(facts.position):
+        reasons.append("position_limit")
     return sorted(set(reasons))
 
 
@@ -223,3 +226,87 @@ def within_band(price: Decimal, band: Band) -> bool:
         return False
     width = band.index_price * band.percent / 100
     return band.index_price - width <= price <= band.index_price + width
+
+
+# ---- position limits -------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class LimitRow:
+    """A specific limit in force for the product: all contracts (monthly False) or the order's contract month."""
+
+    monthly: bool
+    customer_type: str  # "" for every type
+    limit_btc: Decimal
+    delivery_month_limit_btc: Decimal | None = None
+
+
+@dataclass(frozen=True)
+class LimitTerms:
+    rows: tuple[LimitRow, ...]
+    customer_type: str
+    default_btc: Decimal  # the risk parameter position.limit_btc for the product
+    delivery_factor: Decimal  # position.delivery_month_limit_factor
+    member_limit_btc: Decimal | None  # the customer's broker-member limit, if it is a member
+    dated: bool  # the order's instrument is a dated future
+    delivery_month: bool  # ... and expires in the current month
+
+
+def applicable_limits(terms: LimitTerms) -> tuple[Decimal, Decimal | None]:
+    """(limit on the product's contracts combined, limit on the order's contract month or None), in BTC.
+
+    A row for the customer's own type wins over a row for every type; without a product row the parameter
+    applies. A broker member's own limit caps its product limit (member and client limits combined: the
+    tighter one applies). In the delivery month the month limit is the row's delivery limit, else the month
+    (or product) limit times the delivery factor.
+    """
+    product_row = _preferred(terms.rows, monthly=False, customer_type=terms.customer_type)
+    product = product_row.limit_btc if product_row else terms.default_btc
+    if terms.member_limit_btc is not None:
+        product = min(product, terms.member_limit_btc)
+    if not terms.dated:
+        return product, None
+    month_row = _preferred(terms.rows, monthly=True, customer_type=terms.customer_type)
+    month = month_row.limit_btc if month_row else None
+    if terms.delivery_month:
+        explicit = next(
+            (r.delivery_month_limit_btc for r in (month_row, product_row) if r and r.delivery_month_limit_btc),
+            None,
+        )
+        delivery = explicit if explicit is not None else (month or product) * terms.delivery_factor
+        month = delivery if month is None else min(month, delivery)
+    return product, month
+
+
+def _preferred(rows: tuple[LimitRow, ...], *, monthly: bool, customer_type: str) -> LimitRow | None:
+    candidates = [r for r in rows if r.monthly == monthly and r.customer_type in ("", customer_type)]
+    return max(candidates, key=lambda r: r.customer_type == customer_type, default=None)
+
+
+@dataclass(frozen=True)
+class PositionCheck:
+    """A customer's net positions (base units, long positive) in the order's product and contract month."""
+
+    order_qty: Decimal  # signed: buy positive, sell negative
+    product_qty: Decimal  # every non-exempt account of the customer, every contract of the product
+    month_qty: Decimal | None  # the same in the order's contract month; None unless a dated future
+    btc_rate: Decimal  # BTC per unit of the product
+    product_limit_btc: Decimal
+    month_limit_btc: Decimal | None
+    exempt: bool  # the ordering account holds a hedging exemption in force
+
+
+def position_limit(check: PositionCheck) -> bool:
+    """True when the order takes a net position past its limit and further from zero.
+
+    An order that reduces the position always passes, even above the limit; exactly at the limit passes.
+    """
+    if check.exempt:
+        return False
+    pairs = [(check.product_qty, check.product_limit_btc)]
+    if check.month_qty is not None and check.month_limit_btc is not None:
+        pairs.append((check.month_qty, check.month_limit_btc))
+    return any(_breaks(held, check.order_qty, limit, check.btc_rate) for held, limit in pairs)
+
+
+def _breaks(held: Decimal, order: Decimal, limit_btc: Decimal, rate: Decimal) -> bool:
+    after = held + order
+    return abs(after) > abs(held) and abs(after) * rate > limit_btc

@@ -9,7 +9,7 @@ from django.utils import timezone
 from accounts import restrictions
 from tests.factories import SYSTEM, make_account
 from tests.trading_risk.conftest import make_instrument, post
-from trading_risk.models import InstrumentPrice
+from trading_risk.models import InstrumentPrice, Position
 
 
 def order(**changes):
@@ -113,3 +113,55 @@ class TestPreTradeChecks:
 
         trading_queries = [q for q in queries if "accounts_restriction" in q["sql"] or "instrumentprice" in q["sql"]]
         assert len(trading_queries) == 1
+
+
+class TestPreTradePositionLimits:
+    @pytest.fixture
+    def perpetual(self, account):
+        return make_instrument("ETHUSDT-PERP", base="ETH", kind="PERPETUAL")
+
+    def hold(self, account, instrument, qty):
+        now = timezone.now()
+        Position.objects.create(
+            account=account,
+            instrument=instrument,
+            side="LONG",
+            qty=Decimal(qty),
+            entry_price=Decimal(4000),
+            margin=Decimal(0),
+            at=now,
+            received_at=now,
+        )
+
+    def test_an_order_taking_the_customer_over_5000_btc_is_refused_with_position_limit(
+        self, engine, account, perpetual
+    ):
+        self.hold(make_account(customer=account.customer), perpetual, "124000")  # 4,960 BTC in another account
+
+        allowed = post(engine, "/api/v1/pre-trade-checks/", order(symbol="ETHUSDT-PERP", qty="1000"))
+        refused = post(engine, "/api/v1/pre-trade-checks/", order(symbol="ETHUSDT-PERP", qty="1001"))
+        closing = post(engine, "/api/v1/pre-trade-checks/", order(symbol="ETHUSDT-PERP", qty="1001", side="sell"))
+
+        assert allowed.json() == {"allowed": True, "reasons": []}
+        assert refused.json() == {"allowed": False, "reasons": ["position_limit"]}
+        assert closing.json() == {"allowed": True, "reasons": []}
+
+    def test_an_unpriceable_contract_is_a_400_in_the_contracts_error_format(self, engine, account):
+        make_instrument("NOPRICE-PERP", base="NOPRICE", kind="PERPETUAL")
+
+        response = post(engine, "/api/v1/pre-trade-checks/", order(symbol="NOPRICE-PERP"))
+
+        assert response.status_code == 400
+        assert response.json()["error"]["code"] == "unpriced"
+
+    def test_a_contract_order_with_limits_and_prices_still_takes_one_query(self, engine, account, perpetual):
+        self.hold(account, perpetual, "10")
+        post(engine, "/api/v1/pre-trade-checks/", order(symbol="ETHUSDT-PERP"))
+
+        with CaptureQueriesContext(connection) as queries:
+            response = post(engine, "/api/v1/pre-trade-checks/", order(symbol="ETHUSDT-PERP"))
+
+        assert response.json() == {"allowed": True, "reasons": []}
+        reads = [q for q in queries if any(t in q["sql"] for t in ("restriction", "position", "limit_state", "price"))]
+        assert len(reads) == 1
+        assert "trading_risk_limit_state" in reads[0]["sql"]
