@@ -10,12 +10,14 @@ urlpatterns = [
     path("", include("accounts.urls")),
     # The admin's own password-only login is replaced by the two-factor staff login.
     path("admin/login/", RedirectView.as_view(pattern_name="staff-login", query_string=True)),
+    path("admin/margin/", include("trading_risk.dashboard")),
     path("admin/", admin.site.urls),
     path("health", health.health, name="health"),
     path("health/", health.health),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("api/v1/", include("backoffice.api_urls")),
+    path("reporting/", include("reporting.urls")),
 ]
 
 handler404 = "backoffice.urls.not_found"

@@ -34,6 +34,8 @@ from trading_risk.models import (
     InstrumentPrice,
     LinkedGroup,
     OrderCancelLadder,
+    RiskLimitBracket,
+    RiskLimitTable,
     RuleSnooze,
     TradingHalt,
 )
@@ -629,3 +631,42 @@ class AnnouncementTemplateAdmin(ReadOnlyAdmin):
     list_display = ("code", "title")
     readonly_fields = ("code", "title", "body")
     fields = readonly_fields
+
+
+class RiskLimitBracketInline(admin.TabularInline):
+    model = RiskLimitBracket
+    fields = ("floor", "cap", "maintenance_rate", "initial_rate", "maintenance_amount")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(RiskLimitTable)
+class RiskLimitTableAdmin(ReadOnlyAdmin):
+    """Versions of each instrument's risk limits; a new one is requested as change 'risk_limit.set'."""
+
+    list_display = ("instrument", "version", "model", "settlement", "effective_from", "change_request")
+    list_filter = ("model", "settlement")
+    search_fields = ("instrument__symbol",)
+    list_select_related = ("instrument", "change_request")
+    ordering = ("instrument__symbol", "-version")
+    readonly_fields = (
+        "instrument",
+        "version",
+        "model",
+        "settlement",
+        "contract_size",
+        "base_limit",
+        "step",
+        "base_maintenance_rate",
+        "base_initial_rate",
+        "step_increment",
+        "effective_from",
+        "created_at",
+        "change_request",
+    )
+    fields = readonly_fields
+    inlines = [RiskLimitBracketInline]

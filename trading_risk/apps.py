@@ -7,7 +7,12 @@ class TradingRiskConfig(AppConfig):
 
     def ready(self):
         from backoffice import approvals
-        from trading_risk import emergency
+        from trading_risk import emergency, risk_limits
 
         for action in emergency.change_actions():
+            approvals.register(action)
+        approvals.register(risk_limits.change_action())
+        from trading_risk import position_limits
+
+        for action in position_limits.change_actions():
             approvals.register(action)

@@ -173,3 +173,265 @@ def adl_queue(positions: Sequence[QueuePosition]) -> list[tuple[QueuePosition, i
         cumulative += p.qty
         queue.append((p, int((5 * cumulative / total).to_integral_value(rounding="ROUND_CEILING"))))
     return queue
+
+
+# ---- risk-limit tables as one shape ---------------------------------------------------------------------
+LINEAR, INVERSE = "LINEAR", "INVERSE"
+INFINITY = Decimal("Infinity")
+
+
+@dataclass(frozen=True)
+class Tier:
+    """One band of a risk-limit table: sizes in [floor, cap) carry these rates and maintenance amount."""
+
+    floor: Decimal
+    cap: Decimal
+    maintenance_rate: Decimal
+    initial_rate: Decimal
+    maintenance_amount: Decimal = ZERO
+
+
+@dataclass(frozen=True)
+class RiskLimits:
+    """An instrument's risk limits: a step table (`step` set) or explicit tiers, for a linear or an inverse
+    contract. Sizes are in the settlement currency: quote notional (linear) or coin value (inverse)."""
+
+    settlement: str = LINEAR
+    contract_size: Decimal = ONE
+    base_limit: Decimal | None = None
+    step: Decimal | None = None
+    base_maintenance: Decimal | None = None
+    base_initial: Decimal | None = None
+    increment: Decimal | None = None
+    tiers: tuple[Tier, ...] = ()
+
+    @property
+    def is_step(self) -> bool:
+        return self.step is not None
+
+    def tier(self, size: Decimal) -> Tier:
+        """The tier holding a position of this size."""
+        if not self.is_step:
+            for t in self.tiers:
+                if t.floor <= size < t.cap:
+                    return t
+            return self.tiers[-1]
+        s = step_tier(
+            size,
+            base_limit=self.base_limit,
+            step=self.step,
+            base_maintenance=self.base_maintenance,
+            base_initial=self.base_initial,
+            increment=self.increment,
+        )
+        floor = ZERO if s.steps == 0 else self.base_limit + (s.steps - 1) * self.step
+        cap = self.base_limit + s.steps * self.step
+        return Tier(floor, cap, s.maintenance_rate, s.initial_rate)
+
+    def tiers_up_to(self, size: Decimal, *, most: int = 10_000) -> list[Tier]:
+        """Every tier a position could pass through up to `size` (the last one open-ended)."""
+        if not self.is_step:
+            return list(self.tiers[:-1]) + [_open_ended(self.tiers[-1])]
+        last = min(self.tier(size), self.tier(self.base_limit + (most - 1) * self.step), key=lambda t: t.floor)
+        result, floor = [], ZERO
+        while floor <= last.floor:
+            tier = self.tier(floor)
+            result.append(tier)
+            floor = tier.cap
+        return result[:-1] + [_open_ended(result[-1])]
+
+
+def _open_ended(tier: Tier) -> Tier:
+    return Tier(tier.floor, INFINITY, tier.maintenance_rate, tier.initial_rate, tier.maintenance_amount)
+
+
+def tiers_with_amounts(tiers: Sequence[Tier]) -> tuple[Tier, ...]:
+    """Bracket tiers with their maintenance amounts (cum), computed as in `with_maintenance_amounts`."""
+    amounts = with_maintenance_amounts([Bracket(t.floor, t.cap, t.maintenance_rate) for t in tiers])
+    return tuple(
+        Tier(t.floor, t.cap, t.maintenance_rate, t.initial_rate, a.maintenance_amount)
+        for t, a in zip(tiers, amounts, strict=True)
+    )
+
+
+def position_size(limits: RiskLimits, *, qty: Decimal, price: Decimal) -> Decimal:
+    """Size in the settlement currency at `price`: qty × price (linear), contracts × contract size / price."""
+    if limits.settlement == INVERSE:
+        return qty * limits.contract_size / price
+    return qty * price
+
+
+def unrealised_pnl(limits: RiskLimits, *, side: int, qty: Decimal, entry: Decimal, mark: Decimal) -> Decimal:
+    """In the settlement currency: side·qty·(mark − entry), or side·N·CS·(1/entry − 1/mark) for inverse."""
+    if limits.settlement == INVERSE:
+        return side * qty * limits.contract_size * (1 / entry - 1 / mark)
+    return side * qty * (mark - entry)
+
+
+# ---- a position's prices --------------------------------------------------------------------------------
+def liquidation_price(
+    limits: RiskLimits, *, side: int, qty: Decimal, entry: Decimal, wallet: Decimal
+) -> Decimal | None:
+    """Exact isolated liquidation price, maintenance margin taken at the liquidation price in its own tier."""
+    top = wallet + qty * entry if limits.settlement == LINEAR else wallet + qty * limits.contract_size / entry
+    tiers = limits.tiers_up_to(top + _largest_amount(limits))
+    if limits.settlement == LINEAR:
+        brackets = [Bracket(t.floor, t.cap, t.maintenance_rate, t.maintenance_amount) for t in tiers]
+        return liquidation_price_linear(side=side, qty=qty, entry=entry, wallet=wallet, brackets=brackets)
+    return _liquidation_price_inverse_tiered(limits, tiers, side=side, qty=qty, entry=entry, wallet=wallet)
+
+
+def _largest_amount(limits: RiskLimits) -> Decimal:
+    return max((t.maintenance_amount for t in limits.tiers), default=ZERO)
+
+
+def _liquidation_price_inverse_tiered(limits, tiers, *, side, qty, entry, wallet) -> Decimal | None:
+    size = qty * limits.contract_size
+    for t in tiers:
+        denominator = wallet + t.maintenance_amount + side * size / entry
+        if denominator == 0:
+            continue
+        price = size * (t.maintenance_rate + side) / denominator
+        if price > 0 and t.floor <= size / price < t.cap:
+            return price
+    return None
+
+
+def bankruptcy_price(limits: RiskLimits, *, side: int, qty: Decimal, entry: Decimal, wallet: Decimal) -> Decimal | None:
+    """Where the position's own margin is exhausted; leverage = notional at entry / margin. None when the
+    margin covers the whole notional on the side where the price cannot get there (≤ 0 or infinite)."""
+    notional = position_size(limits, qty=qty, price=entry)
+    if wallet == 0:
+        return entry
+    leverage = notional / wallet
+    if limits.settlement == INVERSE:
+        return bankruptcy_price_inverse(side=side, entry=entry, leverage=leverage) if leverage + side > 0 else None
+    price = bankruptcy_price_linear(side=side, entry=entry, leverage=leverage)
+    return price if price > 0 else None
+
+
+# ---- margin at the mark, and the classification ------------------------------------------------------------
+HEALTHY, WARNING, BELOW_MAINTENANCE, LIQUIDATION = "HEALTHY", "WARNING", "BELOW_MAINTENANCE", "LIQUIDATION"
+
+
+@dataclass(frozen=True)
+class PositionAtMark:
+    """One isolated position at the mark, in its settlement currency, with that currency's USD rate."""
+
+    notional: Decimal
+    margin: Decimal
+    unrealised_pnl: Decimal
+    maintenance_margin: Decimal
+    initial_margin: Decimal
+    usd_rate: Decimal
+
+    @property
+    def equity(self) -> Decimal:
+        return self.margin + self.unrealised_pnl
+
+    @property
+    def liquidating(self) -> bool:
+        """The mark has crossed the position's liquidation price: its isolated equity is at or below its MM.
+
+        A position without margin of its own is on cross margin: it has no liquidation price of its own, and
+        its losses and MM weigh on the account's equity and MM instead."""
+        return self.margin > 0 and self.equity <= self.maintenance_margin
+
+
+def position_at_mark(
+    limits: RiskLimits, *, side: int, qty: Decimal, entry: Decimal, margin: Decimal, mark: Decimal, usd_rate: Decimal
+) -> PositionAtMark:
+    """MM = size × rate − amount and IM = size × initial rate, in the tier of the size at the mark."""
+    size = position_size(limits, qty=qty, price=mark)
+    tier = limits.tier(size)
+    return PositionAtMark(
+        notional=size,
+        margin=margin,
+        unrealised_pnl=unrealised_pnl(limits, side=side, qty=qty, entry=entry, mark=mark),
+        maintenance_margin=size * tier.maintenance_rate - tier.maintenance_amount,
+        initial_margin=size * tier.initial_rate,
+        usd_rate=usd_rate,
+    )
+
+
+@dataclass(frozen=True)
+class BookMargin:
+    """One account's book at the mark, in USD, and its classification."""
+
+    equity: Decimal
+    maintenance_margin: Decimal
+    initial_margin: Decimal
+    warning_line: Decimal
+    notional: Decimal
+    classification: str
+
+
+def book_margin(positions: Sequence[PositionAtMark], *, balances_usd: Decimal, warning_fraction: Decimal) -> BookMargin:
+    """Equity = Σ (margin + uPnL) + available balances; MM, IM summed; warning line = MM + f·(IM − MM).
+
+    LIQUIDATION if any position crossed its own liquidation price, else BELOW_MAINTENANCE if equity < MM,
+    else WARNING if equity < the warning line, else HEALTHY.
+    """
+    equity = sum((p.equity * p.usd_rate for p in positions), ZERO) + balances_usd
+    mm = sum((p.maintenance_margin * p.usd_rate for p in positions), ZERO)
+    im = sum((p.initial_margin * p.usd_rate for p in positions), ZERO)
+    line = mm + warning_fraction * (im - mm)
+    notional = sum((p.notional * p.usd_rate for p in positions), ZERO)
+    return BookMargin(equity, mm, im, line, notional, classify(positions, equity=equity, maintenance=mm, line=line))
+
+
+def classify(positions: Sequence[PositionAtMark], *, equity: Decimal, maintenance: Decimal, line: Decimal) -> str:
+    return classify_figures(
+        liquidating=any(p.liquidating for p in positions), equity=equity, maintenance=maintenance, line=line
+    )
+
+
+def classify_figures(*, liquidating: bool, equity: Decimal, maintenance: Decimal, line: Decimal) -> str:
+    """The class of a book from its figures and whether any of its positions crossed its liquidation price."""
+    if liquidating:
+        return LIQUIDATION
+    if equity < maintenance:
+        return BELOW_MAINTENANCE
+    if equity < line:
+        return WARNING
+    return HEALTHY
+
+
+def adl_allocation(queue: Sequence[QueuePosition], qty: Decimal) -> tuple[list[tuple[QueuePosition, Decimal]], Decimal]:
+    """Walk a ranked queue from the top, closing each position until `qty` is used up (BitMEX §2.3).
+
+    Returns the (position, quantity closed) pairs in queue order and the quantity left when the queue ran out.
+    """
+    allocations, remaining = [], qty
+    for p in queue:
+        if remaining <= 0:
+            break
+        take = min(p.qty, remaining)
+        if take > 0:
+            allocations.append((p, take))
+            remaining -= take
+    return allocations, remaining
+
+
+@dataclass(frozen=True)
+class ShortfallSplit:
+    fund_pays: Decimal  # ≥ 0: what the fund draws
+    adl_qty: Decimal  # the quantity deleveraged at the bankruptcy price instead
+    uncovered: Decimal  # the part of the shortfall the fund does not pay
+
+
+_QTY_STEP = Decimal("1e-8")  # quantities are deleveraged in whole satoshi-sized steps, rounded up
+
+
+def split_shortfall(*, shortfall: Decimal, available: Decimal, qty: Decimal) -> ShortfallSplit:
+    """Share a liquidation's shortfall between the fund (down to its floor) and auto-deleveraging.
+
+    The loss per unit is the same across the quantity, so the fund covers the loss on the part it can afford
+    and the rest of the quantity is deleveraged at the bankruptcy price, where it loses nothing.
+    """
+    available = max(available, ZERO)
+    if shortfall <= available:
+        return ShortfallSplit(shortfall, ZERO, ZERO)
+    uncovered = shortfall - available
+    adl_qty = min(qty, (qty * uncovered / shortfall).quantize(_QTY_STEP, rounding="ROUND_CEILING"))
+    return ShortfallSplit(available, adl_qty, uncovered)

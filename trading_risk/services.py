@@ -114,6 +114,10 @@ def record_prices(
         )
     accepted = assets.inserted + instruments.inserted
     duplicates = len(assets.duplicates) + len(instruments.duplicates)
+    if instruments.inserted:
+        from trading_risk import margin_engine
+
+        transaction.on_commit(margin_engine.request_remargin)
     if accepted:
         audit.record(
             actor=actor,

@@ -38,3 +38,33 @@ def maintain_partitions(**kwargs):
     retention = parameters.param("surveillance.event_retention_days", at=now)
     dropped = partitions.drop_partitions_before(cutoff=now.date() - timedelta(days=retention))
     return {"created": created, "dropped": dropped}
+
+
+# ---- margin -------------------------------------------------------------------------------------------------
+@shared_task
+def remargin(**kwargs):
+    """Re-margin every book at the latest marks (queued when a mark-price batch commits)."""
+    from trading_risk import margin_engine
+
+    margin_engine.clear_queued_flag()
+    result = margin_engine.remargin(now=timezone.now())
+    return vars(result)
+
+
+@shared_task
+def apply_margin_consequences(**kwargs):
+    """Notices, restrictions and alerts for the margin transitions not yet acted on."""
+    from trading_risk import margin_engine
+
+    done = margin_engine.apply_consequences(now=timezone.now())
+    if done == 1000:  # more may be waiting: continue in a fresh task
+        apply_margin_consequences.delay()
+    return done
+
+
+@shared_task
+def reprice_positions(*, instrument_id: int, **kwargs):
+    """Recompute an instrument's positions' tiers and prices once its new risk limits are in force."""
+    from trading_risk import positions
+
+    return positions.reprice_positions(instrument_id=instrument_id, now=timezone.now())

@@ -173,3 +173,39 @@ class TestAutoDeleveraging:
             ("6", 4),
             ("3", 5),
         ]
+
+
+class TestAdlAllocation:
+    def test_walks_the_queue_from_the_top_as_in_the_bitmex_example(self):
+        accounts = [("1", 10, 3), ("2", 10, 6), ("3", 20, 1), ("4", 30, 4), ("5", 20, 5), ("6", 10, 2)]
+        queue = [p for p, _ in margin.adl_queue([margin.QueuePosition(k, D(q), D(s)) for k, q, s in accounts])]
+
+        allocations, left = margin.adl_allocation(queue, D(20))
+
+        assert [(p.key, qty) for p, qty in allocations] == [("2", 10), ("5", 10)]
+        assert left == 0
+
+    def test_reports_what_is_left_when_the_queue_runs_out(self):
+        queue = [margin.QueuePosition("a", D(3), D(1))]
+
+        allocations, left = margin.adl_allocation(queue, D(5))
+
+        assert [(p.key, qty) for p, qty in allocations] == [("a", 3)]
+        assert left == 2
+
+
+class TestShortfallSplit:
+    def test_the_fund_pays_a_shortfall_it_can_afford(self):
+        split = margin.split_shortfall(shortfall=D(100), available=D(1000), qty=D(1))
+
+        assert (split.fund_pays, split.adl_qty, split.uncovered) == (100, 0, 0)
+
+    def test_the_rest_of_the_quantity_is_deleveraged_when_the_fund_runs_short(self):
+        split = margin.split_shortfall(shortfall=D(100), available=D(25), qty=D(2))
+
+        assert (split.fund_pays, split.adl_qty, split.uncovered) == (25, D("1.5"), 75)
+
+    def test_an_empty_fund_deleverages_everything(self):
+        split = margin.split_shortfall(shortfall=D(100), available=D(-5), qty=D(1))
+
+        assert (split.fund_pays, split.adl_qty) == (0, 1)

@@ -1,9 +1,19 @@
 """Risk-limit tables, positions, balances and each account's margin state."""
 
+from decimal import Decimal
+
 from django.db import models
 from django.db.models import Q
 
-__all__ = ["AccountMargin", "Balance", "Position", "RiskLimitBracket", "RiskLimitTable"]
+__all__ = [
+    "AccountMargin",
+    "Balance",
+    "MarginTransition",
+    "Position",
+    "RiskLimitBracket",
+    "RiskLimitTable",
+    "SnapshotKey",
+]
 
 _MONEY = {"max_digits": 38, "decimal_places": 18}
 
@@ -115,7 +125,11 @@ class Position(models.Model):
             models.UniqueConstraint(fields=["account", "instrument"], name="position_unique"),
             models.CheckConstraint(condition=Q(qty__gte=0, entry_price__gte=0, margin__gte=0), name="position_nonneg"),
         ]
-        indexes = [models.Index(fields=["instrument", "side", "liquidation_price"], name="position_liquidation_idx")]
+        indexes = [
+            models.Index(fields=["instrument", "side", "liquidation_price"], name="position_liquidation_idx"),
+            # The re-margin worker keeps positions in memory and re-reads only those received since its last look.
+            models.Index(fields=["received_at"], name="position_received_idx"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.account_id} {self.side} {self.qty} {self.instrument_id}"
@@ -138,13 +152,16 @@ class Balance(models.Model):
                 condition=Q(available__lte=models.F("total"), available__gte=0), name="balance_available_within_total"
             ),
         ]
+        indexes = [models.Index(fields=["received_at"], name="balance_received_idx")]
 
     def __str__(self) -> str:
         return f"{self.account_id} {self.total} {self.asset}"
 
 
 class AccountMargin(models.Model):
-    """An account's margin picture at the last re-margin, in USD, with its classification."""
+    """An account's margin picture in one book (perpetual or dated contracts, monitored separately), in USD,
+    with its classification. The figures are those of the last classification change (`classified_at`);
+    the margin detail recomputes them at the current mark."""
 
     class Classification(models.TextChoices):
         HEALTHY = "HEALTHY", "Healthy"
@@ -152,16 +169,80 @@ class AccountMargin(models.Model):
         BELOW_MAINTENANCE = "BELOW_MAINTENANCE", "Below maintenance"
         LIQUIDATION = "LIQUIDATION", "Liquidation"
 
-    account = models.OneToOneField(
-        "accounts.Account", primary_key=True, on_delete=models.PROTECT, related_name="margin_state"
-    )
+    class Book(models.TextChoices):
+        PERPETUAL = "PERPETUAL", "Perpetual contracts"
+        FUTURE = "FUTURE", "Dated futures"
+
+    account = models.ForeignKey("accounts.Account", on_delete=models.PROTECT, related_name="margin_states")
+    book = models.CharField(max_length=9, choices=Book, default=Book.PERPETUAL)
     equity = models.DecimalField(**_MONEY)
     maintenance_margin = models.DecimalField(**_MONEY)
     initial_margin = models.DecimalField(**_MONEY)
+    warning_line = models.DecimalField(**_MONEY, default=0)
     notional = models.DecimalField(**_MONEY)
     classification = models.CharField(max_length=17, choices=Classification, db_index=True)
     computed_at = models.DateTimeField()
     classified_at = models.DateTimeField(help_text="when the classification last changed")
 
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["account", "book"], name="account_margin_book_unique")]
+        # Re-margin workers re-read the rows another process changed since their last look.
+        indexes = [models.Index(fields=["computed_at"], name="account_margin_computed_idx")]
+
     def __str__(self) -> str:
-        return f"{self.account_id}: {self.get_classification_display()}"
+        return f"{self.account_id} {self.book}: {self.get_classification_display()}"
+
+    @property
+    def margin_ratio(self) -> Decimal | None:
+        """Equity over maintenance margin (≤ 1 is below maintenance); None without positions."""
+        return self.equity / self.maintenance_margin if self.maintenance_margin > 0 else None
+
+
+class SnapshotKey(models.Model):
+    """The idempotency record of one position or balance snapshot: (account, symbol or asset, at) and a
+    digest of its payload, so a re-sent snapshot is a duplicate and a changed one a conflict."""
+
+    class Kind(models.TextChoices):
+        POSITION = "P", "Position"
+        BALANCE = "B", "Balance"
+
+    kind = models.CharField(max_length=1, choices=Kind)
+    account_id = models.BigIntegerField()
+    subject = models.CharField(max_length=32, db_collation="C")
+    at = models.DateTimeField()
+    digest = models.BigIntegerField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["kind", "account_id", "subject", "at"], name="snapshot_key_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.account_id} {self.subject} {self.at}"
+
+
+class MarginTransition(models.Model):
+    """A change of an account's margin class in one book, kept with the figures that caused it until its
+    consequences (notice, restriction, alert) are done: written with the classification, acted on after."""
+
+    account = models.ForeignKey("accounts.Account", on_delete=models.PROTECT, related_name="+")
+    book = models.CharField(max_length=9, choices=AccountMargin.Book)
+    from_classification = models.CharField(max_length=17, choices=AccountMargin.Classification, blank=True)
+    to_classification = models.CharField(max_length=17, choices=AccountMargin.Classification)
+    equity = models.DecimalField(**_MONEY)
+    maintenance_margin = models.DecimalField(**_MONEY)
+    initial_margin = models.DecimalField(**_MONEY)
+    warning_line = models.DecimalField(**_MONEY)
+    at = models.DateTimeField()
+    consequences_done_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [
+            models.Index(
+                fields=["at"], condition=Q(consequences_done_at__isnull=True), name="margin_transition_pending_idx"
+            ),
+            models.Index(fields=["account", "-at"], name="margin_transition_account_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.account_id} {self.book}: {self.from_classification or '—'} → {self.to_classification}"
