@@ -670,3 +670,203 @@ class RiskLimitTableAdmin(ReadOnlyAdmin):
     )
     fields = readonly_fields
     inlines = [RiskLimitBracketInline]
+
+
+# ---- position limits, hedging exemptions, broker members ------------------------------------------------
+from accounts.models import Customer  # noqa: E402
+from trading_risk import position_limits  # noqa: E402
+from trading_risk.models import BrokerLimitReview, BrokerMember, HedgingExemption, PositionLimit  # noqa: E402
+
+
+class PositionLimitForm(forms.Form):
+    product = forms.CharField(help_text="base asset of the contracts, e.g. BTC")
+    contract_month = forms.CharField(required=False, help_text="YYYY-MM: one month of dated futures; blank: all")
+    customer_type = forms.ChoiceField(required=False, choices=[("", "every type"), *Customer.Type.choices])
+    limit_btc = forms.DecimalField(required=False, help_text="blank: remove the specific limit")
+    delivery_month_limit_btc = forms.DecimalField(required=False, help_text="blank: the limit × the factor")
+    reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}))
+
+
+class ExemptionForm(forms.Form):
+    account_id = forms.CharField(help_text="the exchange's account ID")
+    product = forms.CharField(required=False, help_text="blank: every product")
+    expires_at = forms.DateTimeField(help_text="YYYY-MM-DD HH:MM (UTC)")
+    reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), help_text="the hedged exposure")
+
+
+class BrokerMemberForm(forms.Form):
+    customer_id = forms.CharField(help_text="the exchange's customer ID of a corporate customer")
+    member_number = forms.CharField()
+    net_capital_btc = forms.DecimalField()
+    limit_btc = forms.DecimalField()
+    reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}))
+
+
+class BrokerReviewForm(forms.Form):
+    net_capital_btc = forms.DecimalField(help_text="net capital at this review, in BTC")
+    notes = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}))
+
+
+def _request_change(request, action: str, payload: dict, reason: str):
+    created = []
+    ok = _run(
+        request,
+        lambda: created.append(
+            approvals.request_change(
+                action=action, payload=payload, actor=actor_from_request(request), reason=reason, now=timezone.now()
+            )
+        ),
+        "Requested; it takes effect when another risk officer approves it.",
+    )
+    return redirect("admin:backoffice_changerequest_change", created[0].pk) if ok else None
+
+
+def _request_view(admin_obj, request, form_class, action: str, title: str):
+    form = form_class(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        data = {k: "" if v is None else str(v) for k, v in form.cleaned_data.items()}
+        if "expires_at" in data:
+            data["expires_at"] = form.cleaned_data["expires_at"].isoformat()
+        reason = data.pop("reason")
+        if response := _request_change(request, action, data, reason):
+            return response
+    return _form_page(admin_obj, request, form, title)
+
+
+@admin.register(PositionLimit)
+class PositionLimitAdmin(ReadOnlyAdmin):
+    list_display = (
+        "product",
+        "contract_month",
+        "customer_type",
+        "limit_btc",
+        "delivery_month_limit_btc",
+        "effective_from",
+        "ended_at",
+        "change_request",
+    )
+    list_filter = ("product", "customer_type", ("ended_at", admin.EmptyFieldListFilter))
+    list_select_related = ("change_request",)
+
+    def get_urls(self):
+        view = self.admin_site.admin_view(self.request_view)
+        return [path("request/", view, name="trading_risk_request_position_limit"), *super().get_urls()]
+
+    def request_view(self, request):
+        return _request_view(self, request, PositionLimitForm, "position_limit.set", "Request a position limit")
+
+
+@admin.register(HedgingExemption)
+class HedgingExemptionAdmin(ReadOnlyAdmin):
+    list_display = (
+        "account",
+        "product",
+        "starts_at",
+        "expires_at",
+        "requested_by",
+        "approved_by",
+        "revoked_at",
+        "reason",
+    )
+    list_filter = ("product", ("revoked_at", admin.EmptyFieldListFilter))
+    search_fields = ("account__external_id", "account__customer__external_id", "reason")
+    list_select_related = ("account",)
+    actions = ["revoke"]
+
+    def get_urls(self):
+        view = self.admin_site.admin_view(self.request_view)
+        return [path("request/", view, name="trading_risk_request_hedging_exemption"), *super().get_urls()]
+
+    def request_view(self, request):
+        return _request_view(self, request, ExemptionForm, "hedging_exemption.grant", "Request a hedging exemption")
+
+    def has_revoke_permission(self, request):
+        return request.user.has_perm("trading_risk.approve_position_limit")
+
+    @admin.action(description="Revoke the selected exemptions now", permissions=["revoke"])
+    def revoke(self, request, queryset):
+        for exemption in queryset.filter(revoked_at__isnull=True, expires_at__gt=timezone.now()):
+            _run(
+                request,
+                lambda e=exemption: position_limits.revoke_exemption(
+                    exemption=e, actor=actor_from_request(request), reason="revoked by staff", now=timezone.now()
+                ),
+                f"Exemption of {exemption.account} revoked.",
+            )
+
+
+class BrokerLimitReviewInline(admin.TabularInline):
+    model = BrokerLimitReview
+    extra = 0
+    can_delete = False
+    fields = (
+        "reviewed_at",
+        "reviewed_by",
+        "net_capital_btc",
+        "limit_btc",
+        "within_capital",
+        "next_review_date",
+        "notes",
+    )
+    readonly_fields = fields
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(BrokerMember)
+class BrokerMemberAdmin(ReadOnlyAdmin):
+    list_display = (
+        "member_number",
+        "customer",
+        "net_capital_btc",
+        "limit_btc",
+        "last_reviewed_at",
+        "next_review_date",
+        "review_link",
+    )
+    search_fields = ("member_number", "customer__external_id", "customer__name")
+    list_select_related = ("customer",)
+    inlines = [BrokerLimitReviewInline]
+
+    def get_urls(self):
+        return [
+            path("request/", self.admin_site.admin_view(self.request_view), name="trading_risk_request_broker_member"),
+            path("<int:pk>/review/", self.admin_site.admin_view(self.review_view), name="trading_risk_broker_review"),
+            *super().get_urls(),
+        ]
+
+    @admin.display(description="Review")
+    def review_link(self, member):
+        return format_html(
+            '<a href="{}">record a review</a>', reverse("admin:trading_risk_broker_review", args=[member.pk])
+        )
+
+    def request_view(self, request):
+        return _request_view(self, request, BrokerMemberForm, "broker_member.set", "Request a broker-member limit")
+
+    def review_view(self, request, pk):
+        member = get_object_or_404(BrokerMember, pk=pk)
+        form = BrokerReviewForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            done = _run(
+                request,
+                lambda: position_limits.record_broker_review(
+                    member=member,
+                    net_capital_btc=form.cleaned_data["net_capital_btc"],
+                    notes=form.cleaned_data["notes"],
+                    actor=actor_from_request(request),
+                    now=timezone.now(),
+                ),
+                "Review recorded; the next one is due in 14 days.",
+            )
+            if done:
+                return redirect("admin:trading_risk_brokermember_changelist")
+        return _form_page(self, request, form, f"Review of member {member.member_number}")
+
+
+# The insurance fund, liquidations and ADL events are listed beside the margin dashboard they belong to.
+from trading_risk import dashboard  # noqa: E402,F401

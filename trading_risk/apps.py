@@ -7,12 +7,12 @@ class TradingRiskConfig(AppConfig):
 
     def ready(self):
         from backoffice import approvals
-        from trading_risk import emergency, risk_limits
+        from trading_risk import emergency, liquidation, position_limits, risk_limits
 
-        for action in emergency.change_actions():
-            approvals.register(action)
-        approvals.register(risk_limits.change_action())
-        from trading_risk import position_limits
-
-        for action in position_limits.change_actions():
+        for action in [
+            *emergency.change_actions(),
+            *position_limits.change_actions(),
+            risk_limits.change_action(),
+            liquidation.adjustment_action(),
+        ]:
             approvals.register(action)

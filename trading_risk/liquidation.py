@@ -482,8 +482,3 @@ def request_adjustment(*, asset: str, kind: str, amount: Decimal, reason: str, a
         reason=reason,
         now=now,
     )
-
-
-# Registered on import: the API and staff URLs import this module, so the action exists wherever a
-# request could be approved.
-approvals.register(adjustment_action())
