@@ -646,9 +646,10 @@ class RiskLimitBracketInline(admin.TabularInline):
 
 @admin.register(RiskLimitTable)
 class RiskLimitTableAdmin(ReadOnlyAdmin):
-    """Versions of each instrument's risk limits; a new one is requested as change 'risk_limit.set'."""
+    """Versions of each instrument's risk limits; a new one is requested here (change 'risk_limit.set') and
+    applies when a second risk officer approves it."""
 
-    list_display = ("instrument", "version", "model", "settlement", "effective_from", "change_request")
+    list_display = ("instrument", "version", "model", "settlement", "effective_from", "change_request", "next_link")
     list_filter = ("model", "settlement")
     search_fields = ("instrument__symbol",)
     list_select_related = ("instrument", "change_request")
@@ -670,66 +671,113 @@ class RiskLimitTableAdmin(ReadOnlyAdmin):
     )
     fields = readonly_fields
     inlines = [RiskLimitBracketInline]
+    change_list_template = "admin/trading_risk/request_change_list.html"
+
+    def get_urls(self):
+        view = self.admin_site.admin_view(self.request_view)
+        return [path("request/", view, name="trading_risk_request_risk_limit"), *super().get_urls()]
+
+    def changelist_view(self, request, extra_context=None):
+        links = _request_links(request, "admin:trading_risk_request_risk_limit", "Request a new risk-limit table")
+        return super().changelist_view(request, {**(extra_context or {}), "request_links": links})
+
+    def get_list_display(self, request):
+        shown = super().get_list_display(request)
+        return shown if request.user.has_perm(risk_limits.REQUEST) else [f for f in shown if f != "next_link"]
+
+    @admin.display(description="")
+    def next_link(self, table):
+        url = reverse("admin:trading_risk_request_risk_limit") + f"?instrument={table.instrument.symbol}"
+        return format_html('<a href="{}">request the next version</a>', url)
+
+    def request_view(self, request):
+        if not (self.has_view_permission(request) and request.user.has_perm(risk_limits.REQUEST)):
+            raise PermissionDenied
+        return _risk_limit_request_view(self, request)
 
 
 # ---- position limits, hedging exemptions, broker members ------------------------------------------------
+import re  # noqa: E402
+from datetime import datetime  # noqa: E402
+from decimal import Decimal, InvalidOperation  # noqa: E402
+
+from django.core.validators import DecimalValidator  # noqa: E402
+
 from accounts.models import Customer  # noqa: E402
-from trading_risk import position_limits  # noqa: E402
+from backoffice import parameters  # noqa: E402
+from backoffice.admin import form_errors  # noqa: E402
+from backoffice.models import ChangeRequest  # noqa: E402
+from trading_risk import position_limits, risk_limits  # noqa: E402
 from trading_risk.models import BrokerLimitReview, BrokerMember, HedgingExemption, PositionLimit  # noqa: E402
+
+_BTC = {"max_digits": 38, "decimal_places": 18}  # what the numeric(38, 18) columns hold
 
 
 class PositionLimitForm(forms.Form):
-    product = forms.CharField(help_text="base asset of the contracts, e.g. BTC")
+    product = forms.CharField(max_length=16, help_text="base asset of the contracts, e.g. BTC")
     contract_month = forms.CharField(required=False, help_text="YYYY-MM: one month of dated futures; blank: all")
     customer_type = forms.ChoiceField(required=False, choices=[("", "every type"), *Customer.Type.choices])
-    limit_btc = forms.DecimalField(required=False, help_text="blank: remove the specific limit")
-    delivery_month_limit_btc = forms.DecimalField(required=False, help_text="blank: the limit × the factor")
+    limit_btc = forms.DecimalField(**_BTC, required=False, help_text="blank: remove the specific limit")
+    delivery_month_limit_btc = forms.DecimalField(**_BTC, required=False, help_text="blank: the limit × the factor")
     reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}))
 
 
 class ExemptionForm(forms.Form):
     account_id = forms.CharField(help_text="the exchange's account ID")
-    product = forms.CharField(required=False, help_text="blank: every product")
+    product = forms.CharField(max_length=16, required=False, help_text="blank: every product")
     expires_at = forms.DateTimeField(help_text="YYYY-MM-DD HH:MM (UTC)")
     reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), help_text="the hedged exposure")
 
 
 class BrokerMemberForm(forms.Form):
     customer_id = forms.CharField(help_text="the exchange's customer ID of a corporate customer")
-    member_number = forms.CharField()
-    net_capital_btc = forms.DecimalField()
-    limit_btc = forms.DecimalField()
+    member_number = forms.CharField(max_length=32)
+    net_capital_btc = forms.DecimalField(**_BTC)
+    limit_btc = forms.DecimalField(**_BTC)
     reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}))
 
 
 class BrokerReviewForm(forms.Form):
-    net_capital_btc = forms.DecimalField(help_text="net capital at this review, in BTC")
+    net_capital_btc = forms.DecimalField(**_BTC, min_value=0, help_text="net capital at this review, in BTC")
     notes = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}))
 
 
-def _request_change(request, action: str, payload: dict, reason: str):
-    created = []
-    ok = _run(
-        request,
-        lambda: created.append(
-            approvals.request_change(
-                action=action, payload=payload, actor=actor_from_request(request), reason=reason, now=timezone.now()
-            )
-        ),
-        "Requested; it takes effect when another risk officer approves it.",
-    )
-    return redirect("admin:backoffice_changerequest_change", created[0].pk) if ok else None
+def _request_links(request, url_name: str, label: str) -> list[dict]:
+    """The change list's 'request …' button, for those who may request changes."""
+    if not request.user.has_perm(position_limits.REQUEST):
+        return []
+    return [{"url": reverse(url_name), "label": label}]
+
+
+def _as_payload(value) -> str:
+    if value is None:
+        return ""
+    return value.isoformat() if isinstance(value, datetime) else str(value)
 
 
 def _request_view(admin_obj, request, form_class, action: str, title: str):
+    """A form whose valid input opens a change request; refusals of the action's validation are form errors."""
+    if not (admin_obj.has_view_permission(request) and request.user.has_perm(position_limits.REQUEST)):
+        raise PermissionDenied
     form = form_class(request.POST or None)
     if request.method == "POST" and form.is_valid():
-        data = {k: "" if v is None else str(v) for k, v in form.cleaned_data.items()}
-        if "expires_at" in data:
-            data["expires_at"] = form.cleaned_data["expires_at"].isoformat()
+        data = dict(form.cleaned_data)
         reason = data.pop("reason")
-        if response := _request_change(request, action, data, reason):
-            return response
+        try:
+            change = approvals.request_change(
+                action=action,
+                payload={k: _as_payload(v) for k, v in data.items()},
+                actor=actor_from_request(request),
+                reason=reason,
+                now=timezone.now(),
+            )
+        except DomainError as exc:
+            form_errors(form, exc)
+        else:
+            messages.success(
+                request, f"Change #{change.pk} requested; it takes effect when another person approves it."
+            )
+            return redirect("admin:backoffice_changerequest_change", change.pk)
     return _form_page(admin_obj, request, form, title)
 
 
@@ -747,10 +795,15 @@ class PositionLimitAdmin(ReadOnlyAdmin):
     )
     list_filter = ("product", "customer_type", ("ended_at", admin.EmptyFieldListFilter))
     list_select_related = ("change_request",)
+    change_list_template = "admin/trading_risk/request_change_list.html"
 
     def get_urls(self):
         view = self.admin_site.admin_view(self.request_view)
         return [path("request/", view, name="trading_risk_request_position_limit"), *super().get_urls()]
+
+    def changelist_view(self, request, extra_context=None):
+        links = _request_links(request, "admin:trading_risk_request_position_limit", "Request a position limit")
+        return super().changelist_view(request, {**(extra_context or {}), "request_links": links})
 
     def request_view(self, request):
         return _request_view(self, request, PositionLimitForm, "position_limit.set", "Request a position limit")
@@ -772,16 +825,21 @@ class HedgingExemptionAdmin(ReadOnlyAdmin):
     search_fields = ("account__external_id", "account__customer__external_id", "reason")
     list_select_related = ("account",)
     actions = ["revoke"]
+    change_list_template = "admin/trading_risk/request_change_list.html"
 
     def get_urls(self):
         view = self.admin_site.admin_view(self.request_view)
         return [path("request/", view, name="trading_risk_request_hedging_exemption"), *super().get_urls()]
 
+    def changelist_view(self, request, extra_context=None):
+        links = _request_links(request, "admin:trading_risk_request_hedging_exemption", "Request a hedging exemption")
+        return super().changelist_view(request, {**(extra_context or {}), "request_links": links})
+
     def request_view(self, request):
         return _request_view(self, request, ExemptionForm, "hedging_exemption.grant", "Request a hedging exemption")
 
     def has_revoke_permission(self, request):
-        return request.user.has_perm("trading_risk.approve_position_limit")
+        return request.user.has_perm(position_limits.APPROVE)
 
     @admin.action(description="Revoke the selected exemptions now", permissions=["revoke"])
     def revoke(self, request, queryset):
@@ -831,6 +889,7 @@ class BrokerMemberAdmin(ReadOnlyAdmin):
     search_fields = ("member_number", "customer__external_id", "customer__name")
     list_select_related = ("customer",)
     inlines = [BrokerLimitReviewInline]
+    change_list_template = "admin/trading_risk/request_change_list.html"
 
     def get_urls(self):
         return [
@@ -838,6 +897,14 @@ class BrokerMemberAdmin(ReadOnlyAdmin):
             path("<int:pk>/review/", self.admin_site.admin_view(self.review_view), name="trading_risk_broker_review"),
             *super().get_urls(),
         ]
+
+    def changelist_view(self, request, extra_context=None):
+        links = _request_links(request, "admin:trading_risk_request_broker_member", "Request a broker-member limit")
+        return super().changelist_view(request, {**(extra_context or {}), "request_links": links})
+
+    def get_list_display(self, request):
+        shown = super().get_list_display(request)
+        return shown if request.user.has_perm(position_limits.REVIEW) else [f for f in shown if f != "review_link"]
 
     @admin.display(description="Review")
     def review_link(self, member):
@@ -849,23 +916,251 @@ class BrokerMemberAdmin(ReadOnlyAdmin):
         return _request_view(self, request, BrokerMemberForm, "broker_member.set", "Request a broker-member limit")
 
     def review_view(self, request, pk):
-        member = get_object_or_404(BrokerMember, pk=pk)
+        if not request.user.has_perm(position_limits.REVIEW):
+            raise PermissionDenied
+        member = get_object_or_404(BrokerMember.objects.select_related("customer"), pk=pk)
         form = BrokerReviewForm(request.POST or None)
         if request.method == "POST" and form.is_valid():
-            done = _run(
-                request,
-                lambda: position_limits.record_broker_review(
+            try:
+                review = position_limits.record_broker_review(
                     member=member,
                     net_capital_btc=form.cleaned_data["net_capital_btc"],
                     notes=form.cleaned_data["notes"],
                     actor=actor_from_request(request),
                     now=timezone.now(),
-                ),
-                "Review recorded; the next one is due in 14 days.",
-            )
-            if done:
-                return redirect("admin:trading_risk_brokermember_changelist")
-        return _form_page(self, request, form, f"Review of member {member.member_number}")
+                )
+            except DomainError as exc:
+                form_errors(form, exc)
+            else:
+                if review.within_capital:
+                    messages.success(request, f"Review recorded; the next one is due on {review.next_review_date}.")
+                else:
+                    messages.warning(
+                        request,
+                        f"Review recorded: the limit exceeds the net capital × the allowed multiple; request a lower "
+                        f"limit. The next review is due on {review.next_review_date}.",
+                    )
+                return redirect("admin:trading_risk_brokermember_change", member.pk)
+        return TemplateResponse(
+            request,
+            "admin/trading_risk/broker_review.html",
+            {
+                **self.admin_site.each_context(request),
+                "title": f"Review of member {member.member_number}",
+                "form": form,
+                "member": member,
+                "review_days": parameters.param("position.broker_limit_review_days", at=timezone.now()),
+                "opts": self.model._meta,
+            },
+        )
+
+
+# ---- risk-limit table requests ----------------------------------------------------------------------------
+_RATE = {"max_digits": 12, "decimal_places": 8}  # what the rate columns hold
+_BRACKET_LINE = "floor cap maintenance_rate initial_rate"
+
+
+class RiskLimitRequestForm(forms.Form):
+    """A new version of an instrument's risk limits: the step model's five numbers, or bracket lines."""
+
+    instrument = forms.ModelChoiceField(
+        queryset=Instrument.objects.exclude(kind=Instrument.Kind.SPOT).order_by("symbol"), to_field_name="symbol"
+    )
+    model = forms.ChoiceField(choices=RiskLimitTable.Model.choices, widget=forms.RadioSelect)
+    settlement = forms.ChoiceField(choices=RiskLimitTable.Settlement.choices, initial=RiskLimitTable.Settlement.LINEAR)
+    contract_size = forms.DecimalField(**_BTC, required=False, help_text="quote value of one contract; blank: 1")
+    effective_from = forms.DateTimeField(
+        required=False, help_text="UTC, e.g. 2026-12-01 00:00; blank: when the request is approved"
+    )
+    base_limit = forms.DecimalField(**_BTC, required=False, help_text="step model: position size at the base rates")
+    step = forms.DecimalField(**_BTC, required=False, help_text="step model: size added per step")
+    base_maintenance_rate = forms.DecimalField(**_RATE, required=False, help_text="step model, e.g. 0.004")
+    base_initial_rate = forms.DecimalField(**_RATE, required=False, help_text="step model, e.g. 0.01")
+    step_increment = forms.DecimalField(**_RATE, required=False, help_text="step model: added to both rates per step")
+    brackets = forms.CharField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 6, "cols": 60, "placeholder": "0 50000 0.004 0.008"}),
+        help_text=f"bracket model: one bracket a line, '{_BRACKET_LINE}' separated by spaces, contiguous from 0; "
+        "the maintenance amounts are computed",
+    )
+    reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}))
+
+    def clean_effective_from(self):
+        value = self.cleaned_data["effective_from"]
+        if value is not None and value < timezone.now():
+            raise forms.ValidationError("Must not be in the past; leave it blank to take effect on approval.")
+        return value
+
+    def clean(self):
+        data = super().clean()
+        if data.get("model") == RiskLimitTable.Model.STEP:
+            for name in risk_limits.STEP_FIELDS:
+                if data.get(name) is None and name not in self.errors:
+                    self.add_error(name, "Required for the step model.")
+        elif data.get("model") == RiskLimitTable.Model.BRACKET and "brackets" not in self.errors:
+            try:
+                data["bracket_rows"] = _parse_brackets(data.get("brackets", ""))
+            except forms.ValidationError as exc:
+                self.add_error("brackets", exc)
+        return data
+
+    def payload(self) -> dict:
+        data = self.cleaned_data
+        payload = {
+            "symbol": data["instrument"].symbol,
+            "model": data["model"],
+            "settlement": data["settlement"],
+            "contract_size": _as_payload(data["contract_size"]),
+            "effective_from": _as_payload(data["effective_from"]),
+        }
+        if data["model"] == RiskLimitTable.Model.STEP:
+            return payload | {name: str(data[name]) for name in risk_limits.STEP_FIELDS}
+        return payload | {"brackets": [row for _, row in data["bracket_rows"]]}
+
+
+def _parse_brackets(text: str) -> list[tuple[int, dict]]:
+    """(line number, bracket) per non-blank line of 'floor cap maintenance_rate initial_rate'."""
+    rows, errors = [], []
+    for number, line in enumerate(text.splitlines(), start=1):
+        parts = line.split()  # separators are spaces or tabs: "50,000" is refused, never misread
+        if not parts:
+            continue
+        if len(parts) != 4:
+            errors.append(f"Line {number}: give four numbers, {_BRACKET_LINE}.")
+            continue
+        row = {}
+        for name, raw in zip(_BRACKET_LINE.split(), parts, strict=True):
+            limits = _RATE if name.endswith("rate") else _BTC
+            try:
+                value = Decimal(raw)
+                if not value.is_finite():
+                    raise InvalidOperation
+                DecimalValidator(limits["max_digits"], limits["decimal_places"])(value)
+            except InvalidOperation:
+                errors.append(f"Line {number}: {name} {raw!r} is not a number.")
+            except forms.ValidationError as exc:
+                errors.append(f"Line {number}: {name} {raw}: {' '.join(exc.messages)}")
+            else:
+                row[name] = f"{value:f}"
+        if len(row) == 4:
+            rows.append((number, row))
+    if errors:
+        raise forms.ValidationError(errors)
+    if not rows:
+        raise forms.ValidationError("Give at least one bracket for the bracket model.")
+    return rows
+
+
+def _risk_limit_errors(form: RiskLimitRequestForm, exc: DomainError) -> None:
+    """The action's refusals on the form: `symbol` is the instrument, `brackets[i].x` a line of the brackets."""
+    lines = [number for number, _ in form.cleaned_data.get("bracket_rows", [])]
+    placed = False
+    for detail in exc.details:
+        name, message = str(detail.get("field") or ""), detail.get("message") or str(exc)
+        if name == "symbol":
+            form.add_error("instrument", message)
+        elif match := re.fullmatch(r"brackets\[(\d+)\]\.(\w+)", name):
+            index, part = int(match[1]), match[2]
+            where = f"Line {lines[index]}" if index < len(lines) else f"Bracket {index + 1}"
+            form.add_error("brackets", f"{where}: {part} {message}.")
+        elif name in form.fields and name != "instrument":
+            form.add_error(name, message)
+        else:
+            continue
+        placed = True
+    if not placed:
+        form.add_error(None, str(exc))
+
+
+def _initial_from(table: RiskLimitTable | None, defaults, symbol: str) -> dict:
+    """The request form pre-filled with the version in force (or the parameters' defaults)."""
+    if table is None:
+        return {
+            "instrument": symbol,
+            "model": RiskLimitTable.Model.STEP,
+            "base_limit": defaults.base_limit,
+            "step": defaults.step,
+            "base_maintenance_rate": defaults.base_maintenance,
+            "base_initial_rate": defaults.base_initial,
+            "step_increment": defaults.increment,
+        }
+    initial = {
+        "instrument": symbol,
+        "model": table.model,
+        "settlement": table.settlement,
+        "contract_size": _plain(table.contract_size),
+    }
+    if table.model == RiskLimitTable.Model.STEP:
+        return initial | {name: _plain(getattr(table, name)) for name in risk_limits.STEP_FIELDS}
+    lines = [
+        " ".join(_plain(v) for v in (b.floor, b.cap, b.maintenance_rate, b.initial_rate))
+        for b in sorted(table.brackets.all(), key=lambda b: b.floor)
+    ]
+    return initial | {"brackets": "\n".join(lines)}
+
+
+def _plain(value: Decimal | None) -> str:
+    return "" if value is None else f"{value.normalize():f}"
+
+
+def _current(symbol: str) -> dict | None:
+    """What an instrument's risk limits are now, what is scheduled and what is waiting for approval."""
+    instrument = Instrument.objects.exclude(kind=Instrument.Kind.SPOT).filter(symbol=symbol).first()
+    if instrument is None:
+        return None
+    now = timezone.now()
+    table = risk_limits.table_in_force(instrument.pk, at=now)
+    return {
+        "instrument": instrument,
+        "table": table,
+        "brackets": sorted(table.brackets.all(), key=lambda b: b.floor) if table else [],
+        "defaults": None if table else risk_limits.default_limits(instrument.symbol, at=now),
+        "scheduled": RiskLimitTable.objects.filter(instrument=instrument, effective_from__gt=now).order_by("version"),
+        "pending": ChangeRequest.objects.filter(
+            action=risk_limits.ACTION,
+            status=ChangeRequest.Status.PENDING,
+            expires_at__gt=now,
+            payload__symbol=instrument.symbol,
+        ).order_by("requested_at"),
+    }
+
+
+def _risk_limit_request_view(admin_obj, request):
+    symbol = (request.POST.get("instrument") or request.GET.get("instrument") or "").strip()
+    current = _current(symbol) if symbol else None
+    if request.method == "POST":
+        form = RiskLimitRequestForm(request.POST)
+        if form.is_valid():
+            try:
+                change = approvals.request_change(
+                    action=risk_limits.ACTION,
+                    payload=form.payload(),
+                    actor=actor_from_request(request),
+                    reason=form.cleaned_data["reason"],
+                    now=timezone.now(),
+                )
+            except DomainError as exc:
+                _risk_limit_errors(form, exc)
+            else:
+                messages.success(
+                    request, f"Change #{change.pk} requested; it takes effect when another risk officer approves it."
+                )
+                return redirect("admin:backoffice_changerequest_change", change.pk)
+    else:
+        initial = _initial_from(current["table"], current["defaults"], symbol) if current else {}
+        form = RiskLimitRequestForm(initial=initial)
+    return TemplateResponse(
+        request,
+        "admin/trading_risk/risklimittable_request.html",
+        {
+            **admin_obj.admin_site.each_context(request),
+            "title": "Request a new risk-limit table",
+            "form": form,
+            "current": current,
+            "instruments": RiskLimitRequestForm.base_fields["instrument"].queryset.all(),
+            "opts": admin_obj.model._meta,
+        },
+    )
 
 
 # The insurance fund, liquidations and ADL events are listed beside the margin dashboard they belong to.

@@ -101,6 +101,12 @@ def _number(payload: dict, field: str, *, positive: bool = True, below_one: bool
         raise _bad(field, "must be greater than zero" if positive else "must not be negative")
     if below_one and value >= 1:
         raise _bad(field, "must be a rate below 1")
+    # What the columns hold: rates numeric(12,8), amounts numeric(38,18); nothing may be rounded on the way in.
+    places = 8 if below_one else 18
+    if value != 0 and value.normalize().as_tuple().exponent < -places:
+        raise _bad(field, f"at most {places} decimal places")
+    if value.adjusted() >= 38 - 18:
+        raise _bad(field, "too large")
     return f"{value.normalize():f}"
 
 

@@ -132,6 +132,42 @@ class TestMakerChecker:
                 },
                 "base_maintenance_rate",
             ),
+            (
+                {
+                    "symbol": "BTCUSDT-PERP",
+                    "model": "STEP",
+                    "base_limit": "1e25",
+                    "step": "1",
+                    "base_maintenance_rate": "0.005",
+                    "base_initial_rate": "0.01",
+                    "step_increment": "0",
+                },
+                "base_limit",
+            ),
+            (
+                {
+                    "symbol": "BTCUSDT-PERP",
+                    "model": "STEP",
+                    "base_limit": "1",
+                    "step": "1",
+                    "base_maintenance_rate": "0.000000001",
+                    "base_initial_rate": "0.01",
+                    "step_increment": "0",
+                },
+                "base_maintenance_rate",
+            ),
+            (
+                {
+                    "symbol": "BTCUSDT-PERP",
+                    "model": "STEP",
+                    "base_limit": "1",
+                    "step": "1",
+                    "base_maintenance_rate": "0.005",
+                    "base_initial_rate": "0.01",
+                    "step_increment": "0.123456789",
+                },
+                "step_increment",
+            ),
         ],
     )
     def test_an_invalid_table_is_refused_when_requested(self, risk_officer, payload, field):
