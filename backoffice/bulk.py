@@ -1,7 +1,8 @@
 """Set-based idempotent inserts for inbound batches.
 
 Each row has a natural key. The batch is COPYed into a temporary staging table, then moved with one
-INSERT … SELECT … ON CONFLICT DO NOTHING; for the rows the table already had, the stored values are
+plain INSERT … SELECT in a savepoint; only if a key already exists does it roll back and go through
+INSERT … SELECT … ON CONFLICT DO NOTHING. For the rows the table already had, the stored values are
 compared with the sent ones: equal → a duplicate (the same item sent again), different → a conflict,
 which the caller turns into a 409 after rolling back.
 """
@@ -11,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from django.db import connection
+from django.db import IntegrityError, connection, transaction
 
 
 @dataclass(frozen=True)
@@ -42,8 +43,17 @@ def insert_idempotent(
         )
         raw.execute(f"TRUNCATE {stage}")
         raw.copy_expert(f"COPY {stage} ({cols}) FROM STDIN", io.StringIO(_copy_text(rows)))
+        # Usually every row is new: plain INSERTs in a savepoint check each key once, where ON CONFLICT
+        # probes the index before inserting. Key order keeps two overlapping batches from deadlocking.
+        try:
+            with transaction.atomic():
+                cursor.execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM {stage} ORDER BY {keys}")
+            return InsertOutcome(len(rows), [], [])
+        except IntegrityError:
+            pass
         raw.execute(
-            f"INSERT INTO {table} ({cols}) SELECT {cols} FROM {stage} ON CONFLICT ({keys}) DO NOTHING RETURNING {keys}"
+            f"INSERT INTO {table} ({cols}) SELECT {cols} FROM {stage} ORDER BY {keys} "
+            f"ON CONFLICT ({keys}) DO NOTHING RETURNING {keys}"
         )
         inserted = {tuple(r) for r in raw.fetchall()}
         if len(inserted) == len(rows):

@@ -38,3 +38,13 @@ class TestInsertIdempotent:
         second = insert([("ETH", NOW, Decimal("1"), NOW)])
 
         assert (first.inserted, second.inserted) == (1, 1)
+
+    def test_a_batch_with_one_old_key_stores_each_new_row_exactly_once(self, db):
+        insert([("ZZZ", NOW, Decimal("1"), NOW)])
+
+        outcome = insert(
+            [("AAA", NOW, Decimal("1"), NOW), ("BBB", NOW, Decimal("2"), NOW), ("ZZZ", NOW, Decimal("1"), NOW)]
+        )
+
+        assert (outcome.inserted, outcome.duplicates, outcome.conflicts) == (2, [2], [])
+        assert sorted(AssetPrice.objects.values_list("asset", flat=True)) == ["AAA", "BBB", "ZZZ"]

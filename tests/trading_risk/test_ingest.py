@@ -91,6 +91,90 @@ class TestPostTrades:
         assert response.json()["error"]["details"][0]["field"] == field
         assert not TradeKey.objects.exists()
 
+    def test_a_mixed_resend_refuses_every_changed_item_in_order_and_stores_nothing(self, engine, accounts):
+        post(engine, "/api/v1/trades/", [trade(1, "ACC1", "ACC2"), trade(2, "ACC1", "ACC2"), trade(3, "ACC1", "ACC2")])
+
+        response = post(
+            engine,
+            "/api/v1/trades/",
+            [
+                trade(3, "ACC1", "ACC2", price="4001"),
+                trade(4, "ACC1", "ACC2"),
+                trade(1, "ACC2", "ACC1"),
+                trade(2, "ACC1", "ACC2"),
+            ],
+        )
+
+        assert response.status_code == 409
+        assert [d["index"] for d in response.json()["error"]["details"]] == [0, 2]
+        assert sorted(TradeKey.objects.values_list("trade_id", flat=True)) == ["T1", "T2", "T3"]
+        assert Trade.objects.count() == 3
+
+    def test_a_partly_resent_batch_stores_only_the_new_trades_once(self, engine, accounts):
+        # T1 sorts before the new IDs and T9 after them: the batch's keys meet an old one first and last.
+        post(engine, "/api/v1/trades/", [trade(n, "ACC1", "ACC2", qty="2") for n in (1, 9)])
+
+        response = post(engine, "/api/v1/trades/", [trade(n, "ACC1", "ACC2", qty="2") for n in (5, 1, 6, 9)])
+
+        assert response.json() == {"accepted": 2, "duplicates": 2}
+        assert sorted(Trade.objects.values_list("trade_id", flat=True)) == ["T1", "T5", "T6", "T9"]
+        assert sorted(TradeKey.objects.values_list("trade_id", flat=True)) == ["T1", "T5", "T6", "T9"]
+        assert Trade.objects.get(trade_id="T6").value_btc == Decimal("0.08")
+
+    def test_an_old_key_sorting_after_the_new_ones_still_makes_the_batch_partly_duplicate(self, engine, accounts):
+        post(engine, "/api/v1/trades/", [trade(9, "ACC1", "ACC2")])
+
+        response = post(engine, "/api/v1/trades/", [trade(n, "ACC1", "ACC2") for n in (9, 5, 6)])
+
+        assert response.json() == {"accepted": 2, "duplicates": 1}
+        assert Trade.objects.count() == 3
+
+    def test_the_same_id_twice_in_one_batch_is_a_400_even_with_different_payloads(self, engine, accounts):
+        response = post(engine, "/api/v1/trades/", [trade(1, "ACC1", "ACC2"), trade(1, "ACC1", "ACC2", qty="3")])
+
+        assert response.status_code == 400
+        assert response.json()["error"]["details"] == [
+            {"index": 1, "field": "trade_id", "message": "duplicate of item 0 in this batch"}
+        ]
+        assert not TradeKey.objects.exists()
+
+    def test_stores_the_instant_sent_with_its_offset_to_the_microsecond(self, engine, accounts):
+        post(engine, "/api/v1/trades/", [trade(1, "ACC1", "ACC2", executed_at="2026-03-02T13:00:00.123456+01:00")])
+
+        assert Trade.objects.get().executed_at == NOW.replace(microsecond=123456)
+        assert TradeKey.objects.get().executed_at == NOW.replace(microsecond=123456)
+
+    def test_the_payload_digest_is_the_typed_values_hash_so_earlier_keys_keep_matching(self, engine, accounts):
+        post(engine, "/api/v1/trades/", [trade(1, "ACC1", "ACC2", qty="1.50")])
+
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT hash_record_extended(ROW('ETHUSDT'::varchar(32), 4000::numeric(38, 18), 1.5::numeric(38, 18), "
+                "%s::bigint, %s::bigint, 'B1'::varchar(64), 'S1'::varchar(64), 'buy'::varchar(4), %s::timestamptz), 0)",
+                [accounts[0].pk, accounts[1].pk, NOW],
+            )
+            expected = cursor.fetchone()[0]
+        assert TradeKey.objects.get().digest == expected
+
+    def test_names_every_unknown_account_and_symbol_by_item(self, engine, accounts):
+        response = post(
+            engine,
+            "/api/v1/trades/",
+            [
+                trade(1, "ACC1", "ACC2"),
+                trade(2, "ACC1", "GHOST"),
+                trade(3, "NOBODY", "ACC2", symbol="NOPEUSDT"),
+            ],
+        )
+
+        assert response.status_code == 400
+        assert response.json()["error"]["details"] == [
+            {"index": 1, "field": "sell_account_id", "message": "unknown account"},
+            {"index": 2, "field": "symbol", "message": "unknown instrument"},
+            {"index": 2, "field": "buy_account_id", "message": "unknown account"},
+        ]
+        assert not TradeKey.objects.exists()
+
     def test_duplicates_inside_one_batch_are_a_400(self, engine, accounts):
         response = post(engine, "/api/v1/trades/", [trade(1, "ACC1", "ACC2"), trade(1, "ACC1", "ACC2")])
 
@@ -169,6 +253,54 @@ class TestPostOrderEvents:
             {"index": 1, "field": "account_id", "message": "unknown account"}
         ]
         assert not OrderEventKey.objects.exists()
+
+    def test_a_partly_resent_batch_counts_duplicates_and_feeds_only_new_events_to_the_counter(self, engine, accounts):
+        from backoffice.redis_client import get_redis
+        from trading_risk import ladder
+
+        post(engine, "/api/v1/order-events/", [order_event(1, "ACC1"), order_event(2, "ACC1")])
+
+        response = post(engine, "/api/v1/order-events/", [order_event(n, "ACC1") for n in (2, 3, 1, 4)])
+
+        assert response.json() == {"accepted": 2, "duplicates": 2}
+        assert sorted(OrderEventKey.objects.values_list("event_id", flat=True)) == ["E1", "E2", "E3", "E4"]
+        counts = get_redis().hgetall(ladder.counter_key(accounts[0].pk, "ETHUSDT"))
+        assert sum(int(n) for n in counts.values()) == 4
+
+    def test_counts_each_new_event_under_its_minute_since_the_epoch(self, engine, accounts):
+        from backoffice.redis_client import get_redis
+        from trading_risk import ladder
+
+        minute = int(NOW.timestamp()) // 60
+        post(
+            engine,
+            "/api/v1/order-events/",
+            [
+                order_event(1, "ACC1", at=NOW - timedelta(microseconds=1)),
+                order_event(2, "ACC1"),
+                order_event(3, "ACC1", at=NOW + timedelta(seconds=59, microseconds=999999)),
+                order_event(4, "ACC1", at=NOW + timedelta(seconds=60)),
+            ],
+        )
+
+        counts = get_redis().hgetall(ladder.counter_key(accounts[0].pk, "ETHUSDT"))
+        assert {int(m): int(n) for m, n in counts.items()} == {minute - 1: 1, minute: 2, minute + 1: 1}
+
+    def test_a_changed_payload_among_new_events_is_a_409_naming_it_and_stores_nothing(self, engine, accounts):
+        post(engine, "/api/v1/order-events/", [order_event(1, "ACC1")])
+
+        response = post(
+            engine,
+            "/api/v1/order-events/",
+            [order_event(2, "ACC1"), order_event(1, "ACC1", qty="2"), order_event(3, "ACC2")],
+        )
+
+        assert response.status_code == 409
+        assert response.json()["error"]["details"] == [
+            {"index": 1, "field": "event_id", "message": "already received with a different payload"}
+        ]
+        assert list(OrderEventKey.objects.values_list("event_id", flat=True)) == ["E1"]
+        assert OrderEvent.objects.count() == 1
 
     def test_a_changed_payload_is_a_409(self, engine, accounts):
         post(engine, "/api/v1/order-events/", [order_event(1, "ACC1")])
