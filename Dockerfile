@@ -24,6 +24,5 @@ USER app
 EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
     CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/health', timeout=4)"]
-# One gunicorn process per core (WEB_CONCURRENCY), each with threads: requests mostly wait on PostgreSQL
-# and Redis, and threaded workers keep the engine's connections alive.
-CMD ["gunicorn", "backoffice.wsgi", "--worker-class", "gthread", "--threads", "8", "--bind", "0.0.0.0:8000", "--access-logfile", "-", "--graceful-timeout", "20"]
+# Threaded gunicorn workers, WEB_CONCURRENCY processes of WEB_THREADS threads: see gunicorn.conf.py.
+CMD ["gunicorn", "backoffice.wsgi", "--config", "gunicorn.conf.py", "--bind", "0.0.0.0:8000", "--access-logfile", "-", "--graceful-timeout", "20"]

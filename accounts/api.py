@@ -29,6 +29,7 @@ from backoffice.api import (
     path_id,
     struct_schema,
 )
+from backoffice.api_views import LeanApiView
 from backoffice.audit import actor_from_request
 from backoffice.errors import NotFound
 
@@ -184,7 +185,7 @@ SECURITY_RESULT_SCHEMA = {
 }
 
 
-class PostSecurityEventsApi(APIView):
+class PostSecurityEventsApi(LeanApiView):
     permission_classes = [has_scope("events")]
 
     @extend_schema(

@@ -1,8 +1,9 @@
 """Rate counters for security events, in Redis, correct under concurrent requests.
 
 Each counter is one atomic Lua script, so two requests can never both read "99" and both pass a cap of
-100. Windows are computed from the event's own time, so a replayed or delayed event counts where it
-belongs and tests need no sleeping; Redis expiry only cleans up.
+100. Scripts go out as EVAL in one pipeline: one round trip per event (Redis keeps the compiled script).
+Windows are computed from the event's own time, so a replayed or delayed event counts where it belongs and
+tests need no sleeping; Redis expiry only cleans up.
 """
 
 from datetime import UTC, datetime, time, timedelta
@@ -38,12 +39,10 @@ def _ms(at: datetime) -> int:
 def failed_login(*, customer_id: int, ip: str, event_id: str, at: datetime, window: timedelta) -> tuple[int, int]:
     """Record a failed login; returns (failures against this customer, distinct customers this IP failed
     against), both within the window ending at `at`."""
-    r = get_redis()
     window_ms = int(window.total_seconds() * 1000)
-    sliding = r.register_script(_SLIDING)
-    pipe = r.pipeline(transaction=False)
-    sliding(keys=[key("sec", "fail-customer", customer_id)], args=[_ms(at), window_ms, event_id], client=pipe)
-    sliding(keys=[key("sec", "fail-ip", ip)], args=[_ms(at), window_ms, customer_id], client=pipe)
+    pipe = get_redis().pipeline(transaction=False)
+    pipe.eval(_SLIDING, 1, key("sec", "fail-customer", customer_id), _ms(at), window_ms, event_id)
+    pipe.eval(_SLIDING, 1, key("sec", "fail-ip", ip), _ms(at), window_ms, customer_id)
     by_customer, by_ip = pipe.execute()
     return int(by_customer), int(by_ip)
 
@@ -53,11 +52,9 @@ def registration(*, ip: str, device_id: str, cookie_id: str, at: datetime) -> tu
     counts and the seconds until that day ends."""
     day = at.astimezone(UTC).date()
     day_end = datetime.combine(day + timedelta(days=1), time.min, tzinfo=UTC)
-    r = get_redis()
-    fixed = r.register_script(_FIXED)
-    pipe = r.pipeline(transaction=False)
+    pipe = get_redis().pipeline(transaction=False)
     for kind, value in (("ip", ip), ("device", device_id), ("cookie", cookie_id)):
-        fixed(keys=[key("sec", "reg", kind, value or "-", day.isoformat())], args=[2 * 86400], client=pipe)
+        pipe.eval(_FIXED, 1, key("sec", "reg", kind, value or "-", day.isoformat()), 2 * 86400)
     ip_n, device_n, cookie_n = (int(n) for n in pipe.execute())
     if not cookie_id:
         cookie_n = 0
@@ -67,10 +64,9 @@ def registration(*, ip: str, device_id: str, cookie_id: str, at: datetime) -> tu
 def account_check(*, cookie_id: str, at: datetime) -> tuple[int, int]:
     """Count an account check in the event's second; returns (checks this second, ms the cookie is
     still blocked for)."""
-    r = get_redis()
-    pipe = r.pipeline(transaction=False)
-    r.register_script(_BLOCK_LEFT)(keys=[key("sec", "block", cookie_id)], args=[_ms(at)], client=pipe)
-    r.register_script(_FIXED)(keys=[key("sec", "check", cookie_id, int(at.timestamp()))], args=[5], client=pipe)
+    pipe = get_redis().pipeline(transaction=False)
+    pipe.eval(_BLOCK_LEFT, 1, key("sec", "block", cookie_id), _ms(at))
+    pipe.eval(_FIXED, 1, key("sec", "check", cookie_id, int(at.timestamp())), 5)
     blocked_ms, count = pipe.execute()
     return int(count), int(blocked_ms)
 

@@ -21,6 +21,7 @@ from accounts.models import Customer, SuspiciousEntry
 from backoffice import audit
 from backoffice.errors import DomainError, InvalidInput
 from backoffice.parameters import param
+from backoffice.prepared import Prepared
 from trading_risk import services as trading_risk
 
 logger = logging.getLogger(__name__)
@@ -92,13 +93,13 @@ class _Suspicious:
 
 def ingest_security_events(*, events: list[EventIn], actor: audit.Actor, now: datetime) -> tuple[list[dict], int, int]:
     """Decide and store a batch; returns (results in input order, accepted, duplicates)."""
-    stored, views, entries = _read_state(events, now=now)
+    stored, views, entries, countries = _read_state(events, now=now)
     _refuse_conflicts(events, stored)
     new = [e for e in events if e.event_id not in stored]
     _refuse_unknown_customers(events, views)
     limits = _limits(now)
-    decided = {e.event_id: _decide(e, views, entries, limits) for e in new}
-    _store(new, decided, views, actor=actor, now=now)
+    decided = {e.event_id: _decide(e, views, entries, countries, limits) for e in new}
+    _store(new, decided, views, countries, actor=actor, now=now)
     results = [
         _result(
             e.event_id,
@@ -144,7 +145,9 @@ def _refuse_unknown_customers(events: list[EventIn], views: dict[str, _CustomerV
 
 
 # Everything the decisions need, in one round trip: this endpoint answers every login of the exchange.
-_READ_STATE = """
+# The last arm is accounts.geoip's range lookup for the IPs of logins, as numbers (geoip.ip_number).
+# Prepared once per connection: planning this statement costs about as much as running it.
+_READ_STATE_SQL = """
 SELECT 'event', json_build_object('id', event_id, 'fingerprint', fingerprint, 'actions', actions,
                                   'retry_after', retry_after)
   FROM accounts_securityevent WHERE event_id = ANY(%(event_ids)s::text[])
@@ -162,20 +165,42 @@ SELECT 'suspicious', json_build_object('kind', kind, 'value', value, 'status', s
   FROM accounts_suspiciousentry
  WHERE removed_at IS NULL AND (expires_at IS NULL OR expires_at > %(now)s)
    AND ((kind = 'IP' AND value = ANY(%(ips)s::text[])) OR (kind = 'DEVICE' AND value = ANY(%(devices)s::text[])))
+UNION ALL
+SELECT 'country', json_build_object('ip', q.ip, 'country', r.country)
+  FROM unnest(%(login_ips)s::text[], %(login_ip_numbers)s::numeric[]) AS q(ip, n)
+  JOIN LATERAL (SELECT g.last, g.country FROM accounts_ipcountryrange g WHERE g.first <= q.n
+                 ORDER BY g.first DESC LIMIT 1) r ON r.last >= q.n
 """
+_READ_STATE = Prepared(
+    "accounts_security_read_state",
+    _READ_STATE_SQL,
+    {
+        "event_ids": "text[]",
+        "now": "timestamptz",
+        "customer_ids": "text[]",
+        "ips": "text[]",
+        "devices": "text[]",
+        "login_ips": "text[]",
+        "login_ip_numbers": "numeric[]",
+    },
+)
 
 
 def _read_state(events: list[EventIn], *, now: datetime):
+    login_ips = sorted({e.ip for e in events if e.customer_id and e.type in rules.LOGIN_TYPES})
     params = {
         "event_ids": [e.event_id for e in events],
         "now": now,
         "customer_ids": sorted({e.customer_id for e in events if e.customer_id}),
         "ips": sorted({e.ip for e in events}),
         "devices": sorted({e.device_id for e in events}),
+        "login_ips": login_ips,
+        "login_ip_numbers": [geoip.ip_number(ip) for ip in login_ips],
     }
     stored, views, entries = {}, {}, {}
+    countries = dict.fromkeys(login_ips, "")  # IPs in no range are of unknown country
     with connection.cursor() as cursor:
-        cursor.execute(_READ_STATE, params)
+        _READ_STATE.execute(cursor, params)
         for kind, row in cursor.fetchall():
             if kind == "event":
                 stored[row["id"]] = _Stored(row["fingerprint"], row["actions"], row["retry_after"])
@@ -190,11 +215,13 @@ def _read_state(events: list[EventIn], *, now: datetime):
                     },
                     set(row["devices"]),
                 )
-            else:
+            elif kind == "suspicious":
                 entries[(row["kind"], row["value"])] = _Suspicious(
                     row["status"], row["expires_at"] and _time(row["expires_at"])
                 )
-    return stored, views, entries
+            else:
+                countries[row["ip"]] = row["country"]
+    return stored, views, entries, countries
 
 
 def _time(value: str) -> datetime:
@@ -212,9 +239,9 @@ def _limits(now: datetime) -> rules.SecurityLimits:
     )
 
 
-def _decide(event: EventIn, views, entries, limits) -> tuple[list[str], int | None]:
+def _decide(event: EventIn, views, entries, countries, limits) -> tuple[list[str], int | None]:
     view = views.get(event.customer_id) if event.customer_id else None
-    facts = _facts(event, view, entries, limits)
+    facts = _facts(event, view, entries, countries)
     decision = rules.decide_security_event(facts, limits)
     if decision.block_cookie and event.cookie_id:
         _quietly(counters.block_cookie, cookie_id=event.cookie_id, at=event.at, seconds=limits.cookie_block_seconds)
@@ -223,7 +250,7 @@ def _decide(event: EventIn, views, entries, limits) -> tuple[list[str], int | No
     return decision.actions, decision.retry_after
 
 
-def _facts(event: EventIn, view: _CustomerView | None, entries, limits) -> rules.EventFacts:
+def _facts(event: EventIn, view: _CustomerView | None, entries, countries: dict[str, str]) -> rules.EventFacts:
     ip_entry = entries.get((SuspiciousEntry.Kind.IP, event.ip))
     device_entry = entries.get((SuspiciousEntry.Kind.DEVICE, event.device_id))
     base = {
@@ -233,10 +260,10 @@ def _facts(event: EventIn, view: _CustomerView | None, entries, limits) -> rules
         "ban_seconds_left": _ban_left(event.at, ip_entry, device_entry),
     }
     try:
-        return rules.EventFacts(**base, **_customer_facts(event, view), **_counter_facts(event, view))
+        return rules.EventFacts(**base, **_customer_facts(event, view, countries), **_counter_facts(event, view))
     except (redis.ConnectionError, redis.TimeoutError):
         logger.warning("security events: Redis unavailable; deciding without rate counters")
-        return rules.EventFacts(**base, **_customer_facts(event, view), counters_unavailable=True)
+        return rules.EventFacts(**base, **_customer_facts(event, view, countries), counters_unavailable=True)
 
 
 def _ban_left(at: datetime, *entries) -> int:
@@ -248,28 +275,24 @@ def _ban_left(at: datetime, *entries) -> int:
     return max(int((e.expires_at - at).total_seconds()) for e in banned)
 
 
-def _customer_facts(event: EventIn, view: _CustomerView | None) -> dict:
+def _customer_facts(event: EventIn, view: _CustomerView | None, countries: dict[str, str]) -> dict:
     if view is None:
         return {}
     window_start = event.at - timedelta(days=param("security.unusual_ip_window_days", at=event.at))
     recent = [k for k in view.ips.values() if k.last_seen_at >= window_start]
-    countries = Counter()
+    usual = Counter()
     for known in recent:
         if known.country:
-            countries[known.country] += known.logins
+            usual[known.country] += known.logins
     seen = view.ips.get(event.ip)
     return {
         "customer_locked": view.locked,
         "has_login_history": bool(view.ips),
         "ip_seen_in_window": seen is not None and seen.last_seen_at >= window_start,
-        "ip_country": _country(event) if event.type in rules.LOGIN_TYPES else "",
-        "usual_country": countries.most_common(1)[0][0] if countries else "",
+        "ip_country": countries[event.ip] if event.type in rules.LOGIN_TYPES else "",
+        "usual_country": usual.most_common(1)[0][0] if usual else "",
         "device_known": event.device_id in view.devices,
     }
-
-
-def _country(event: EventIn) -> str:
-    return geoip.country_of(event.ip)
 
 
 def _counter_facts(event: EventIn, view: _CustomerView | None) -> dict:
@@ -318,7 +341,7 @@ def _quietly(func, **kwargs) -> None:
 
 # One statement stores the events and what they teach about known IPs and devices. Sent in autocommit
 # with SET LOCAL, the two run as one implicit transaction in a single round trip.
-_WRITE = """
+_WRITE_SQL = """
 WITH new_events AS (
     INSERT INTO accounts_securityevent (event_id, customer_id, type, ip, device_id, cookie_id, at, received_at,
                                         actions, retry_after, fingerprint)
@@ -349,6 +372,9 @@ WITH new_events AS (
 )
 SELECT (SELECT count(*) FROM new_events), (SELECT count(*) FROM ips), (SELECT count(*) FROM devices)
 """
+_WRITE = Prepared(
+    "accounts_security_write", _WRITE_SQL, {"now": "timestamptz", "events": "text", "ips": "text", "devices": "text"}
+)
 # Only observations (events, known IPs and devices): commit without waiting for the disk flush. A
 # database crash may lose the last moments of them; locks and password changes, which are decisions,
 # always commit durably in their own transaction.
@@ -356,24 +382,30 @@ _ASYNC_COMMIT = "SET LOCAL synchronous_commit TO OFF;"
 
 
 def _store(
-    events: list[EventIn], decided: dict, views: dict[str, _CustomerView], *, actor: audit.Actor, now: datetime
+    events: list[EventIn],
+    decided: dict,
+    views: dict[str, _CustomerView],
+    countries: dict[str, str],
+    *,
+    actor: audit.Actor,
+    now: datetime,
 ) -> None:
-    params = {"now": now, **_rows(events, decided, views)}
+    params = {"now": now, **_rows(events, decided, views, countries)}
     decisions = any(v.lock_now for v in views.values()) or any(e.type == "password_change" for e in events)
     if not decisions:
         with connection.cursor() as cursor:
-            cursor.execute(_ASYNC_COMMIT + _WRITE, params)
+            _WRITE.execute(cursor, params, before=_ASYNC_COMMIT)
         return
     with transaction.atomic():
         with connection.cursor() as cursor:
-            cursor.execute(_WRITE, params)
+            _WRITE.execute(cursor, params)
         _record_password_changes(events, views, actor=actor, now=now)
         for view in views.values():
             for rule in view.lock_now:
                 _lock(Customer.objects.get(pk=view.customer_id), rule, actor=actor, now=now)
 
 
-def _rows(events: list[EventIn], decided: dict, views: dict[str, _CustomerView]) -> dict:
+def _rows(events: list[EventIn], decided: dict, views: dict[str, _CustomerView], countries: dict[str, str]) -> dict:
     ids = {ext: v.customer_id for ext, v in views.items()}
     event_rows, ips, devices = [], {}, {}
     for e in events:
@@ -408,7 +440,7 @@ def _rows(events: list[EventIn], decided: dict, views: dict[str, _CustomerView])
                 {
                     "customer_id": c,
                     "ip": ip,
-                    "country": geoip.country_of(ip),
+                    "country": countries[ip],
                     "first": a.isoformat(),
                     "last": b.isoformat(),
                     "logins": n,

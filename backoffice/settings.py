@@ -50,7 +50,7 @@ def database_from_url(url: str) -> dict:
     if parts.scheme not in ("postgres", "postgresql") or not parts.path.strip("/"):
         raise ImproperlyConfigured(f"DATABASE_URL must look like postgres://user@host:5432/name, not {url!r}.")
     return {
-        "ENGINE": "django.db.backends.postgresql",
+        "ENGINE": "backoffice.postgresql",  # Django's, with a health check that needs no round trip
         "NAME": unquote(parts.path.lstrip("/")),
         "USER": unquote(parts.username or ""),
         "PASSWORD": unquote(parts.password or ""),
@@ -89,6 +89,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "backoffice.middleware.ApiMiddleware",  # /api/v1/ endpoints: API_MIDDLEWARE only
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -97,6 +98,13 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "accounts.staff_auth.RequireSecondFactorMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+# The API authenticates by bearer token and never reads a session, a CSRF token or a message. Only
+# middleware that act on the request and the response belong here (process_view hooks are not run).
+API_MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.middleware.common.CommonMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
@@ -238,6 +246,16 @@ CELERY_BEAT_SCHEDULE = {
     "withdrawals-flow-review": {"task": "withdrawals.tasks.build_flow_review", "schedule": crontab(hour=0, minute=30)},
     "kyc-rescreen-all": {"task": "kyc.tasks.rescreen_all", "schedule": crontab(hour=2, minute=0)},
     "verify-audit-log": {"task": "backoffice.tasks.verify_audit_log", "schedule": crontab(hour=1, minute=30)},
+    "broker-limit-reviews": {
+        "task": "trading_risk.position_limits.check_broker_limit_reviews",
+        "schedule": crontab(hour=0, minute=40),
+    },
+    "large-trader-report": {
+        "task": "reporting.tasks.build_daily_large_trader_report",
+        "schedule": crontab(hour=0, minute=45),
+    },
+    "margin-consequences": {"task": "trading_risk.tasks.apply_margin_consequences", "schedule": timedelta(minutes=1)},
+    "margin-remargin": {"task": "trading_risk.tasks.remargin", "schedule": timedelta(seconds=15)},
 }
 
 # Outbound e-mail: SMTP in production; the console mailer under DEBUG so nothing leaves a development machine.

@@ -1,29 +1,26 @@
 """Pre-trade checks at a steady 500 requests per second over HTTP: latency percentiles.
 
-Requests are sent open-loop (on a fixed schedule, whatever the answers' speed) from a pool of threads,
-for a mix of orders: plain, reduce-only, on a freshly listed symbol inside its price band (so the index
-price is read), and from restricted accounts. Latency is measured from each request's scheduled start,
-so a server falling behind shows up in the figures instead of slowing the schedule down. The client
-shares the machine's cores with gunicorn and PostgreSQL, so a closed-loop run (one request at a time)
-is reported too: it shows the cost of one check without queueing.
+Requests are sent open-loop (bench.harness.open_loop: on a fixed schedule, whatever the answers' speed)
+over keep-alive connections, for a mix of orders: plain, reduce-only, on a freshly listed symbol inside
+its price band (so the index price is read), and from restricted accounts. Latency is measured from each
+request's scheduled start, so a server falling behind shows up in the figures instead of slowing the
+schedule down. The client shares the machine's cores with gunicorn and PostgreSQL, so a closed-loop run
+(one request at a time) is reported too: it shows the cost of one check without queueing.
 
 Run alone: `python -m bench.pretrade [--quick]`.
 """
 
 import sys
-import threading
-import time
-from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import orjson
 
-from bench.harness import Context, Result, measured, percentile, scenario, timed
+from bench.harness import Context, Result, http_request, measured, open_loop, percentile, scenario, timed
 
 NAME = "pretrade"
 RATE = 500
 ACCOUNTS = 1_000
-THREADS = 16
+CONNECTIONS = 16  # keep-alive connections the engine keeps open
 
 
 @scenario(NAME, "POST /pre-trade-checks/ at 500 requests/s: p50/p99 latency, restrictions and price band included")
@@ -31,51 +28,23 @@ def pretrade(ctx: Context) -> list[Result]:
     seconds = 5 if ctx.quick else 20
     token = _setup(ctx.run_tag)
     bodies = [_order(ctx.run_tag, n) for n in range(RATE * seconds)]
-    latencies, refused, errors = [], [0], [0]
-    lock = threading.Lock()
-    local = threading.local()
-
-    def client():
-        if not hasattr(local, "http"):
-            local.http = ctx.http(token)
-        return local.http
-
-    def send(body: bytes, scheduled: float):
-        response = client().post(
-            "/api/v1/pre-trade-checks/", content=body, headers={"Content-Type": "application/json"}
-        )
-        elapsed = time.perf_counter() - scheduled
-        with lock:
-            latencies.append(elapsed)
-            if response.status_code != 200:
-                errors[0] += 1
-            elif not response.json()["allowed"]:
-                refused[0] += 1
-
-    with ThreadPoolExecutor(THREADS) as pool:
-        for body in bodies[:200]:  # warm-up: connections, caches
-            pool.submit(send, body, time.perf_counter())
-        time.sleep(1)
-        latencies.clear()
-        start = time.perf_counter()
-        for i, body in enumerate(bodies):
-            scheduled = start + i / RATE
-            delay = scheduled - time.perf_counter()
-            if delay > 0:
-                time.sleep(delay)
-            pool.submit(send, body, scheduled)
-    achieved = len(latencies) / (time.perf_counter() - start)
-    if errors[0]:
-        raise SystemExit(f"{errors[0]} pre-trade checks failed")
-    alone = _one_at_a_time(client(), bodies[: RATE * 2])
+    requests = [http_request(ctx.base_url, "POST", "/api/v1/pre-trade-checks/", token, body) for body in bodies]
+    # Unmeasured warm-up: every worker thread opens its database connection and fills its caches.
+    open_loop(ctx.base_url, requests[:RATE], rate=RATE, connections=CONNECTIONS)
+    run = open_loop(ctx.base_url, requests, rate=RATE, connections=CONNECTIONS, keep_bodies=True)
+    if run.errors:
+        raise SystemExit(f"{sum(run.errors.values())} pre-trade checks failed: {run.errors}")
+    refused = sum(not orjson.loads(body)["allowed"] for body in run.bodies)
+    with ctx.http(token) as http:
+        alone = _one_at_a_time(http, bodies[: RATE * 2])
     return [
         measured(NAME, "one at a time p50", 1000 * percentile(alone, 50), "ms"),
         measured(NAME, "one at a time p99", 1000 * percentile(alone, 99), "ms", at_most=20),
         measured(NAME, "one at a time rate", len(alone) / sum(alone), "requests/s"),
-        measured(NAME, "rate achieved", achieved, "requests/s"),
-        measured(NAME, "p50", 1000 * percentile(latencies, 50), "ms"),
-        measured(NAME, "p99", 1000 * percentile(latencies, 99), "ms", at_most=20),
-        measured(NAME, "refused share", refused[0] / len(latencies), "ratio"),
+        measured(NAME, "rate achieved", len(run.latencies) / run.seconds, "requests/s"),
+        measured(NAME, "p50", 1000 * percentile(run.latencies, 50), "ms"),
+        measured(NAME, "p99", 1000 * percentile(run.latencies, 99), "ms", at_most=20),
+        measured(NAME, "refused share", refused / len(run.latencies), "ratio"),
     ]
 
 

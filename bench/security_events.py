@@ -1,23 +1,22 @@
 """Security events at a constant rate: one event per request, as the engine sends them when people log in.
 
-The load is open-loop: requests are sent on a fixed schedule whatever the server's speed, and each
-latency is measured from the moment the request was due, so a slow server cannot hide its queueing
-("coordinated omission"). The mix is mostly logins, with failed logins, registrations and checks.
+The load is open-loop (bench.harness.open_loop): requests are sent on a fixed schedule whatever the
+server's speed, and each latency is measured from the moment the request was due, so a slow server cannot
+hide its queueing ("coordinated omission"). The mix is mostly logins, with failed logins, registrations
+and checks.
 """
 
-import asyncio
-import sys
-import time
 from datetime import UTC, datetime, timedelta
 
 import orjson
 
-from bench.harness import Context, Result, measured, percentile, scenario
+from bench.harness import Context, Result, http_request, measured, open_loop, percentile, scenario
 
 NAME = "security_events"
 RATE = 500  # requests per second
 CUSTOMERS = 2000
 IN_FLIGHT = 32  # connections the engine keeps open
+TAKEOVER_EVERY = 200  # one failed login against the attacked customer of each 1,000 events, in every 200
 
 
 @scenario(NAME, f"POST /security-events/ one event per request at {RATE}/s for the p99 decision latency")
@@ -25,16 +24,16 @@ def security_events(ctx: Context) -> list[Result]:
     seconds = 3 if ctx.quick else 15
     token = _setup(ctx.run_tag)
     # Unmeasured warm-up: every worker thread opens its database connection and fills its caches.
-    asyncio.run(_drive(ctx, token, total=RATE, tag=f"{ctx.run_tag}-warm"))
-    started = time.perf_counter()
-    latencies, errors = asyncio.run(_drive(ctx, token, total=RATE * seconds))
-    achieved = len(latencies) / (time.perf_counter() - started)
+    open_loop(
+        ctx.base_url, _requests(ctx, token, total=RATE, tag=f"{ctx.run_tag}-warm"), rate=RATE, connections=IN_FLIGHT
+    )
+    run = open_loop(ctx.base_url, _requests(ctx, token, total=RATE * seconds), rate=RATE, connections=IN_FLIGHT)
     return [
         measured(NAME, "offered rate", RATE, "requests/s"),
-        measured(NAME, "answered", achieved, "requests/s", at_least=RATE * 0.98),
-        measured(NAME, "errors", errors, "requests", at_most=0),
-        measured(NAME, "decision p50", 1000 * percentile(latencies, 50), "ms"),
-        measured(NAME, "decision p99", 1000 * percentile(latencies, 99), "ms", at_most=20),
+        measured(NAME, "answered", len(run.latencies) / run.seconds, "requests/s", at_least=RATE * 0.98),
+        measured(NAME, "errors", sum(run.errors.values()), "requests", at_most=0),
+        measured(NAME, "decision p50", 1000 * percentile(run.latencies, 50), "ms"),
+        measured(NAME, "decision p99", 1000 * percentile(run.latencies, 99), "ms", at_most=20),
     ]
 
 
@@ -73,14 +72,20 @@ def _setup(run_tag: str) -> str:
 
 
 def _event(run_tag: str, n: int, at: datetime, tag: str = "") -> dict:
-    customer = f"sec-{run_tag}-{n * 7919 % CUSTOMERS}"
+    """Event n of the mix: 70 % logins, 15 % failed logins, 10 % registrations, 5 % account checks, the
+    customer drawn independently of the type (each customer sees ~4 events of a run, of any type) — and
+    an account takeover: five failed logins against one customer per 1,000 events, so a lock (with its
+    restriction, alert, notifications and operations-log entries) every two seconds."""
     kind = n % 20
+    customer = f"sec-{run_tag}-{(n // 20 * 7919 + kind * 389) % CUSTOMERS}"
     base = {
         "event_id": f"sec-{tag or run_tag}-E{n}",
         "ip": f"10.{n % 250}.{n // 250 % 250}.{n % 7}",
         "device_id": f"dev-{n % 3000}",
         "at": at.isoformat(),
     }
+    if n % TAKEOVER_EVERY == 7:
+        return {**base, "type": "login_failed", "customer_id": f"sec-{run_tag}-{n // 1000 % CUSTOMERS}"}
     if kind < 14:
         return {**base, "type": "login", "customer_id": customer}
     if kind < 17:
@@ -90,57 +95,16 @@ def _event(run_tag: str, n: int, at: datetime, tag: str = "") -> dict:
     return {**base, "type": "account_check", "cookie_id": f"ck-{n % 5000}"}
 
 
-async def _drive(ctx: Context, token: str, *, total: int, tag: str = "") -> tuple[list[float], int]:
-    """Send `total` requests at RATE per second over IN_FLIGHT keep-alive connections; latency counts from
-    the moment each request was due, so time spent waiting for a free connection is included."""
+def _requests(ctx: Context, token: str, *, total: int, tag: str = "") -> list[bytes]:
+    """The requests of a run, encoded before the clock starts: one event each, a millisecond apart."""
     start_at = datetime.now(UTC) - timedelta(hours=1)
-    host, port = ctx.base_url.removeprefix("http://").split(":")
-    requests = [
-        _request(host, token, orjson.dumps([_event(ctx.run_tag, n, start_at + timedelta(milliseconds=n), tag)]))
+    return [
+        http_request(
+            ctx.base_url,
+            "POST",
+            "/api/v1/security-events/",
+            token,
+            orjson.dumps([_event(ctx.run_tag, n, start_at + timedelta(milliseconds=n), tag)]),
+        )
         for n in range(total)
     ]
-    queue: asyncio.Queue = asyncio.Queue()
-    latencies: list[float] = []
-    errors = 0
-    began = time.perf_counter()
-
-    async def schedule() -> None:
-        for n, request in enumerate(requests):
-            await asyncio.sleep(max(0.0, began + n / RATE - time.perf_counter()))
-            queue.put_nowait((began + n / RATE, request))
-        for _ in range(IN_FLIGHT):
-            queue.put_nowait(None)
-
-    async def connection() -> None:
-        nonlocal errors
-        reader, writer = await asyncio.open_connection(host, int(port))
-        while (item := await queue.get()) is not None:
-            due, request = item
-            writer.write(request)
-            status = await _read_response(reader)
-            if status == 200:
-                latencies.append(time.perf_counter() - due)
-            else:
-                errors += 1
-                if errors == 1:
-                    print(f"security_events: first error answered {status}", file=sys.stderr)
-        writer.close()
-
-    await asyncio.gather(schedule(), *(connection() for _ in range(IN_FLIGHT)))
-    return latencies, errors
-
-
-def _request(host: str, token: str, body: bytes) -> bytes:
-    head = (
-        f"POST /api/v1/security-events/ HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {token}\r\n"
-        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
-    )
-    return head.encode() + body
-
-
-async def _read_response(reader: asyncio.StreamReader) -> int:
-    head = await reader.readuntil(b"\r\n\r\n")
-    lines = head.decode("latin-1").split("\r\n")
-    length = next(int(line.split(":", 1)[1]) for line in lines if line.lower().startswith("content-length:"))
-    await reader.readexactly(length)
-    return int(lines[0].split()[1])
