@@ -258,7 +258,7 @@ class PostPreTradeCheckApi(LeanApiView):
     @extend_schema(
         request=struct_schema(PreTradeIn),
         responses={200: PRE_TRADE_SCHEMA, **STANDARD_ERRORS},
-        summary="May this order be accepted now? Restrictions, halts and the new-listing price band",
+        summary="May this order be accepted now? Restrictions, halts, the new-listing price band and position limits",
     )
     def post(self, request):
         body = decode_object(request, PreTradeIn)
