@@ -199,8 +199,9 @@ class SecurityEvent(models.Model):
         ACCOUNT_CHECK = "account_check"
 
     event_id = models.CharField(max_length=64, unique=True)
+    # Looked up by (customer, at): security_event_customer_idx serves it, a second index would only slow the write.
     customer = models.ForeignKey(
-        Customer, null=True, blank=True, on_delete=models.PROTECT, related_name="security_events"
+        Customer, null=True, blank=True, on_delete=models.PROTECT, related_name="security_events", db_index=False
     )
     type = models.CharField(max_length=24, choices=Type)
     ip = models.GenericIPAddressField()
@@ -222,7 +223,7 @@ class SecurityEvent(models.Model):
 class KnownIp(models.Model):
     """An IP a customer has logged in from, and when."""
 
-    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="known_ips")
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="known_ips", db_index=False)
     ip = models.GenericIPAddressField()
     country = models.CharField(max_length=2, blank=True)
     first_seen_at = models.DateTimeField()
@@ -239,7 +240,7 @@ class KnownIp(models.Model):
 class KnownDevice(models.Model):
     """A device a customer has used."""
 
-    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="known_devices")
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="known_devices", db_index=False)
     device_id = models.CharField(max_length=128)
     first_seen_at = models.DateTimeField()
     last_seen_at = models.DateTimeField()

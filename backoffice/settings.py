@@ -231,6 +231,9 @@ CELERY_TASK_TIME_LIMIT = 600
 CELERY_TASK_SOFT_TIME_LIMIT = 540
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Re-margining keeps every position in the worker's memory: one process serves its queue (`-Q margin
+# --concurrency 1`), so the arrays are built once and stay warm; everything else runs on the default queue.
+CELERY_TASK_ROUTES = {"trading_risk.tasks.remargin": {"queue": "margin"}}
 CELERY_BEAT_SCHEDULE = {
     "heartbeat": {"task": "backoffice.tasks.heartbeat", "schedule": timedelta(seconds=30)},
     "expire-change-requests": {

@@ -21,7 +21,9 @@ pids=()
 cleanup() { kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; }
 trap cleanup EXIT INT TERM
 
-$BIN/celery -A backoffice worker --loglevel=WARNING --concurrency=2 &
+$BIN/celery -A backoffice worker --loglevel=WARNING --concurrency=2 --queues=celery --hostname=default@%h &
+pids+=($!)
+$BIN/celery -A backoffice worker --loglevel=WARNING --concurrency=1 --queues=margin --hostname=margin@%h &
 pids+=($!)
 $BIN/celery -A backoffice beat --loglevel=WARNING --schedule=/tmp/backoffice-celerybeat-schedule &
 pids+=($!)
