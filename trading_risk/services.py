@@ -160,16 +160,38 @@ def check_instrument(data: InstrumentData) -> list[tuple[str, str]]:
 
 @transaction.atomic
 def open_alert(
-    *, rule: str, severity: str, customer, summary: str, dedup_key: str, actor: audit.Actor, now: datetime,
-    account=None, symbol: str = "", details: dict | None = None,
+    *,
+    rule: str,
+    severity: str,
+    customer,
+    summary: str,
+    dedup_key: str,
+    actor: audit.Actor,
+    now: datetime,
+    account=None,
+    symbol: str = "",
+    details: dict | None = None,
 ) -> tuple[Alert, bool]:
     """Open an alert for a person to review; the same dedup_key again returns the existing alert."""
     alert, created = Alert.objects.get_or_create(
         dedup_key=dedup_key,
-        defaults={"rule": rule, "severity": severity, "customer": customer, "account": account, "symbol": symbol,
-                  "summary": summary[:300], "details": audit.jsonable(details or {}), "opened_at": now},
+        defaults={
+            "rule": rule,
+            "severity": severity,
+            "customer": customer,
+            "account": account,
+            "symbol": symbol,
+            "summary": summary[:300],
+            "details": audit.jsonable(details or {}),
+            "opened_at": now,
+        },
     )
     if created:
-        audit.record(actor=actor, action="alert.open", target=alert, now=now,
-                     after={"rule": rule, "severity": severity, "customer": customer.external_id, "summary": summary})
+        audit.record(
+            actor=actor,
+            action="alert.open",
+            target=alert,
+            now=now,
+            after={"rule": rule, "severity": severity, "customer": customer.external_id, "summary": summary},
+        )
     return alert, created
