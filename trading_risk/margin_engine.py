@@ -14,17 +14,20 @@ position's equity vs its MM, a size vs a tier boundary). Every candidate is then
 NUMERIC over the stored rows, and only rows whose exact class changed are written. A book that is not a
 candidate keeps its stored class: its float class equals it with a margin far above float error.
 
-Writes. The changed classes are COPYed to a staging table and upserted in one statement; each transition
-is kept as a MarginTransition and listed in one operations-log entry of the run, under an advisory lock so
-runs in several processes serialise. The consequences (notice, restriction, alert) follow in their own
-task, once per transition.
+Writes. The changed classes are COPYed to a staging table, then updated (stored books) or inserted (new
+ones) set-based; each transition is kept as a MarginTransition, and one operations-log entry of the run
+counts the changes per (from, to) pair and names the id range of its transitions (every change traceable to
+its row), all under an advisory lock so runs in several processes serialise. The consequences (notice,
+restriction, alert) follow in their own task, once per transition.
 """
 
+import gc
 import io
 import logging
 import time
-from collections import defaultdict
-from collections.abc import Iterable
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -184,6 +187,10 @@ def _load_exact(account_ids: list[int], market: Market):
 # The same figures set-based, in NUMERIC, for the candidates of a run: what decides their class. The tier
 # is the bracket with the highest floor at or below the size (the last one for anything larger), or the
 # step model's floor((size − base) / step) + 1 steps; tests hold this and `evaluate` to the same answers.
+# Each stage ends in `OFFSET 0`, which keeps the planner from inlining it into the next: a position's size
+# and uPnL (divisions, for an inverse contract) and its tier are computed once, not once per use. The columns
+# are NUMERIC(38, 18), so the sums carry up to 60 decimals, nearly all trailing zeros: `trim_scale` drops
+# them (the same values) before they are sent and converted to Decimal.
 _EXACT_SQL = """
 WITH terms AS MATERIALIZED (
     SELECT * FROM unnest(%(ids)s::bigint[], %(books)s::text[], %(inverse)s::bool[], %(cs)s::numeric[],
@@ -191,35 +198,57 @@ WITH terms AS MATERIALIZED (
         %(m0)s::numeric[], %(i0)s::numeric[], %(inc)s::numeric[])
         AS t(instrument_id, book, inverse, cs, mark, rate, table_id, base, step, m0, i0, inc)
 ), sized AS (
-    SELECT p.account_id, t.*, p.margin, p.qty, p.entry_price,
-        CASE WHEN p.side = 'LONG' THEN 1 ELSE -1 END AS s,
+    SELECT p.account_id, t.book, t.rate, t.table_id, t.base, t.step, t.m0, t.i0, t.inc, p.margin,
         CASE WHEN t.inverse THEN p.qty * t.cs / coalesce(t.mark, p.entry_price)
-             ELSE p.qty * coalesce(t.mark, p.entry_price) END AS size
+             ELSE p.qty * coalesce(t.mark, p.entry_price) END AS size,
+        CASE WHEN p.side = 'LONG' THEN 1 ELSE -1 END
+            * CASE WHEN t.inverse THEN p.qty * t.cs * (1 / p.entry_price - 1 / coalesce(t.mark, p.entry_price))
+                   ELSE p.qty * (coalesce(t.mark, p.entry_price) - p.entry_price) END AS upnl
     FROM trading_risk_position p JOIN terms t ON t.instrument_id = p.instrument_id
-    WHERE p.account_id = ANY(%(accounts)s) AND p.qty > 0
-), tiered AS (
-    SELECT z.*, coalesce(b.maintenance_rate, z.m0 + st.steps * z.inc) AS mmr,
-        coalesce(b.initial_rate, z.i0 + st.steps * z.inc) AS imr, coalesce(b.maintenance_amount, 0) AS amount,
-        CASE WHEN z.inverse THEN z.s * z.qty * z.cs * (1 / z.entry_price - 1 / coalesce(z.mark, z.entry_price))
-             ELSE z.s * z.qty * (coalesce(z.mark, z.entry_price) - z.entry_price) END AS upnl
+    WHERE p.account_id = ANY(%(accounts)s::bigint[]) AND p.qty > 0
+    OFFSET 0
+), stepped AS (
+    SELECT z.*, CASE WHEN z.step IS NULL THEN NULL WHEN z.size < z.base THEN 0
+                     ELSE floor((z.size - z.base) / z.step) + 1 END AS steps
     FROM sized z
-    CROSS JOIN LATERAL (SELECT CASE WHEN z.step IS NULL THEN NULL WHEN z.size < z.base THEN 0
-                                    ELSE floor((z.size - z.base) / z.step) + 1 END AS steps) st
+    OFFSET 0
+), tiered AS (
+    SELECT z.account_id, z.book, z.rate, z.margin, z.margin + z.upnl AS equity, z.size,
+        z.size * coalesce(b.maintenance_rate, z.m0 + z.steps * z.inc) - coalesce(b.maintenance_amount, 0) AS mm,
+        z.size * coalesce(b.initial_rate, z.i0 + z.steps * z.inc) AS im
+    FROM stepped z
     LEFT JOIN LATERAL (SELECT maintenance_rate, initial_rate, maintenance_amount FROM trading_risk_risklimitbracket
                        WHERE table_id = z.table_id AND floor <= z.size ORDER BY floor DESC LIMIT 1) b ON z.step IS NULL
+    OFFSET 0
 )
-SELECT account_id, book, sum((margin + upnl) * rate), sum((size * mmr - amount) * rate), sum(size * imr * rate),
-    sum(size * rate), bool_or(margin > 0 AND margin + upnl <= size * mmr - amount)
+SELECT account_id, book, trim_scale(sum(equity * rate)), trim_scale(sum(mm * rate)), trim_scale(sum(im * rate)),
+    trim_scale(sum(size * rate)), bool_or(margin > 0 AND equity <= mm)
 FROM tiered GROUP BY account_id, book
 """
 _BALANCES_SQL = """
 SELECT b.account_id, sum(b.available * CASE WHEN b.asset = ANY(%(usd)s) THEN 1 ELSE coalesce(p.usd, 0) END)
 FROM trading_risk_balance b LEFT JOIN unnest(%(assets)s::text[], %(prices)s::numeric[]) AS p(asset, usd) USING (asset)
-WHERE b.account_id = ANY(%(accounts)s) AND b.available > 0
+WHERE b.account_id = ANY(%(accounts)s::bigint[]) AND b.available > 0
 GROUP BY b.account_id
 """
 
 
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """No cyclic garbage collection for the block. A large run allocates a few objects per book (rows,
+    figures, staging lines) and none of them cycles, but each allocation burst triggers collections that
+    walk the worker's millions of long-lived objects again: with 100,000 books that is seconds of the run.
+    Reference counting still frees everything; the collector resumes (and catches up) after the block."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+@_gc_paused()
 def decide(keys: Iterable[tuple[int, str]], market: Market) -> dict[tuple[int, str], margin.BookMargin]:
     """The exact margin of each (account, book), computed in NUMERIC by the database (as `evaluate` does in
     Decimal): the decision for a run's candidates."""
@@ -229,8 +258,9 @@ def decide(keys: Iterable[tuple[int, str]], market: Market) -> dict[tuple[int, s
         return {}
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute("SET LOCAL jit = off")  # compiling this short query costs more than running it
+        accounts = _id_array(accounts)
         cursor.execute(_EXACT_SQL, {**_terms_arrays(market), "accounts": accounts})
-        books = {(a, b): row for a, b, *row in cursor.fetchall()}
+        books = {row[:2]: row for row in cursor.fetchall()}
         assets = sorted(market.asset_usd)
         cursor.execute(
             _BALANCES_SQL,
@@ -242,8 +272,14 @@ def decide(keys: Iterable[tuple[int, str]], market: Market) -> dict[tuple[int, s
             },
         )
         balances = dict(cursor.fetchall())
-    zero = (Decimal(0), Decimal(0), Decimal(0), Decimal(0), False)
-    return {key: _book_figures(*books.get(key, zero), balances.get(key[0], Decimal(0)), market) for key in keys}
+    zero = (None, None, Decimal(0), Decimal(0), Decimal(0), Decimal(0), False)
+    return {key: _book_figures(*books.get(key, zero)[2:], balances.get(key[0], Decimal(0)), market) for key in keys}
+
+
+def _id_array(ids) -> str:
+    """Ids as one array literal: adapting a list of 100,000 ints element by element costs more than the query
+    saves. Typed `::bigint[]` in the SQL, so `= ANY(…)` over many ids is a hashed lookup in a sequential scan."""
+    return "{" + ",".join(map(str, ids)) + "}"
 
 
 def _book_figures(equity, mm, im, notional, liquidating, balances, market: Market) -> margin.BookMargin:
@@ -560,26 +596,37 @@ CREATE TEMP TABLE IF NOT EXISTS margin_stage (
     transition bool
 ) ON COMMIT DELETE ROWS
 """
-_UPSERT = """
+_UPDATE = """
+UPDATE trading_risk_accountmargin m SET equity = s.equity, maintenance_margin = s.maintenance_margin,
+    initial_margin = s.initial_margin, warning_line = s.warning_line, notional = s.notional,
+    classification = s.to_classification, computed_at = %(now)s, classified_at = %(now)s
+FROM margin_stage s WHERE s.from_classification <> '' AND m.account_id = s.account_id AND m.book = s.book
+"""
+_INSERT = """
 INSERT INTO trading_risk_accountmargin AS m (account_id, book, equity, maintenance_margin, initial_margin,
     warning_line, notional, classification, computed_at, classified_at)
 SELECT account_id, book, equity, maintenance_margin, initial_margin, warning_line, notional, to_classification,
     %(now)s, %(now)s
-FROM margin_stage ORDER BY account_id, book
+FROM margin_stage WHERE from_classification = ''
 ON CONFLICT (account_id, book) DO UPDATE SET equity = EXCLUDED.equity,
     maintenance_margin = EXCLUDED.maintenance_margin, initial_margin = EXCLUDED.initial_margin,
     warning_line = EXCLUDED.warning_line, notional = EXCLUDED.notional, classification = EXCLUDED.classification,
     computed_at = EXCLUDED.computed_at, classified_at = EXCLUDED.classified_at
 """
 _TRANSITIONS = """
-INSERT INTO trading_risk_margintransition (account_id, book, from_classification, to_classification, equity,
-    maintenance_margin, initial_margin, warning_line, at)
-SELECT account_id, book, from_classification, to_classification, equity, maintenance_margin, initial_margin,
-    warning_line, %(now)s
-FROM margin_stage WHERE transition ORDER BY account_id, book
+WITH added AS (
+    INSERT INTO trading_risk_margintransition (account_id, book, from_classification, to_classification, equity,
+        maintenance_margin, initial_margin, warning_line, at)
+    SELECT account_id, book, from_classification, to_classification, equity, maintenance_margin, initial_margin,
+        warning_line, %(now)s
+    FROM margin_stage WHERE transition ORDER BY account_id, book
+    RETURNING id
+)
+SELECT count(*), min(id), max(id) FROM added
 """
 
 
+@_gc_paused()
 @transaction.atomic
 def _persist(exact: dict[tuple[int, str], margin.BookMargin], *, now: datetime):
     """Write the books whose exact class differs from the stored one; returns (written, transition count).
@@ -589,20 +636,23 @@ def _persist(exact: dict[tuple[int, str], margin.BookMargin], *, now: datetime):
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_LOCK_KEY])
         stored = _stored_classes(cursor, exact)
-        written = {
-            key: book
+        changed = [
+            (key, book, before)
             for key, book in exact.items()
-            if stored.get(key, "") != book.classification and (key in stored or book.notional > 0)
-        }
-        if not written:
+            if (before := stored.get(key, "")) != book.classification and (before or book.notional > 0)
+        ]
+        if not changed:
             return {}, 0
-        lines = [_stage_line(key, book, stored.get(key, "")) for key, book in written.items()]
+        written = {key: book for key, book, _ in changed}
+        lines = [_stage_line(key, book, before) for key, book, before in changed]
         cursor.execute(_STAGE)
         cursor.execute("TRUNCATE margin_stage")  # emptied at commit, but a caller's transaction may hold several runs
         cursor.cursor.copy_expert("COPY margin_stage FROM STDIN", io.StringIO("".join(lines)))
-        cursor.execute(_UPSERT, {"now": now})
+        cursor.execute(_UPDATE, {"now": now})
+        cursor.execute(_INSERT, {"now": now})
         cursor.execute(_TRANSITIONS, {"now": now})
-        transitions = cursor.rowcount
+        transitions, first, last = cursor.fetchone()
+    changes = Counter((before, book.classification) for _, book, before in changed)
     audit.record(
         actor=ACTOR,
         action="margin.reclassify",
@@ -610,7 +660,9 @@ def _persist(exact: dict[tuple[int, str], margin.BookMargin], *, now: datetime):
         now=now,
         after={
             "books": len(written),
-            "changes": [[a, b, stored.get((a, b), ""), written[(a, b)].classification] for a, b in written],
+            "changes": [[before, after, n] for (before, after), n in sorted(changes.items())],
+            "transitions": transitions,
+            "transition_ids": [first, last] if transitions else None,
         },
     )
     return written, transitions
@@ -628,8 +680,8 @@ def _stage_line(key: tuple[int, str], book: margin.BookMargin, before: str) -> s
 def _stored_classes(cursor, exact) -> dict[tuple[int, str], str]:
     accounts = sorted({a for a, _ in exact})
     cursor.execute(
-        "SELECT account_id, book, classification FROM trading_risk_accountmargin WHERE account_id = ANY(%s)",
-        [accounts],
+        "SELECT account_id, book, classification FROM trading_risk_accountmargin WHERE account_id = ANY(%s::bigint[])",
+        [_id_array(accounts)],
     )
     return {(a, b): c for a, b, c in cursor.fetchall()}
 

@@ -183,9 +183,33 @@ class TestConsequences:
         run(price="45300", minutes=1)
 
         run_entry = OperationsLogEntry.objects.get(action="margin.reclassify")
-        assert run_entry.after["changes"] == [[account.pk, "PERPETUAL", "", "WARNING"]]
+        stored = MarginTransition.objects.get()
+        assert run_entry.after == {
+            "books": 1,
+            "changes": [["", "WARNING", 1]],
+            "transitions": 1,
+            "transition_ids": [stored.pk, stored.pk],
+        }
         transition = OperationsLogEntry.objects.get(action="margin.transition")
         assert transition.after["notified"] is True
+
+    def test_a_run_s_log_entry_counts_its_changes_and_names_the_range_of_its_transitions(self, engine, market):
+        accounts = [futures_account() for _ in range(3)]
+        post(engine, URL, [position(a) for a in accounts])
+        run(price="50000", minutes=1)
+        first_run = set(MarginTransition.objects.values_list("pk", flat=True))
+
+        run(price="45200", minutes=2)
+
+        entry = OperationsLogEntry.objects.filter(action="margin.reclassify").latest("pk")
+        low, high = entry.after["transition_ids"]
+        traced = MarginTransition.objects.filter(pk__gte=low, pk__lte=high)
+        assert entry.after["changes"] == [["HEALTHY", "LIQUIDATION", 3]]
+        assert entry.after["books"] == entry.after["transitions"] == 3
+        assert sorted(traced.values_list("account_id", "from_classification", "to_classification")) == [
+            (a.pk, "HEALTHY", "LIQUIDATION") for a in accounts
+        ]
+        assert not first_run & set(traced.values_list("pk", flat=True))
 
 
 class TestPreFilter:
