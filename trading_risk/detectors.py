@@ -301,14 +301,12 @@ def behaviour_anomaly(*, window_end: datetime, now: datetime) -> int:
 
 
 # ---- linked groups --------------------------------------------------------------------------------------
-MAX_SHARED = 20  # a device or IP shared by more customers than this is a café or a carrier NAT, not one owner
-
-
 def link_shared_identifiers(*, now: datetime) -> int:
     """Put customers sharing a device, an IP, a phone number or an e-mail address into linked groups.
 
     Returns the number of groups created. Phone numbers and e-mail addresses are compared as people write
-    them differently: phones by their digits, e-mail addresses without regard to case.
+    them differently: phones by their digits, e-mail addresses without regard to case. An identifier shared
+    by more customers than `surveillance.linked_group_max_shared` links nobody.
     """
     sources = [
         (LinkedGroup.Basis.DEVICE, "device_id", KnownDevice.objects.annotate(value=F("device_id"))),
@@ -323,22 +321,21 @@ def link_shared_identifiers(*, now: datetime) -> int:
         (LinkedGroup.Basis.KYC, "email", Customer.objects.annotate(value=Lower("email"))),
     ]
     created = 0
+    most = parameters.param("surveillance.linked_group_max_shared", at=now)
     for basis, field, rows in sources:
         owner = "id" if rows.model is Customer else "customer_id"
         pairs = rows.exclude(value="").values_list("value", owner)
         shared: dict[str, set[int]] = {}
-        for value, customer_id in pairs.filter(value__in=_shared_values(rows, owner)):
+        for value, customer_id in pairs.filter(value__in=_shared_values(rows, owner, most)):
             shared.setdefault(value, set()).add(customer_id)
         for value, customers in shared.items():
             created += _link(basis=basis, evidence=f"{field}:{value}"[:200], customer_ids=customers, now=now)
     return created
 
 
-def _shared_values(rows, owner: str):
-    """The values held by at least two and at most MAX_SHARED customers."""
-    return (
-        rows.values("value").annotate(n=Count(owner, distinct=True)).filter(n__gte=2, n__lte=MAX_SHARED).values("value")
-    )
+def _shared_values(rows, owner: str, most: int):
+    """The values held by at least two and at most `most` customers."""
+    return rows.values("value").annotate(n=Count(owner, distinct=True)).filter(n__gte=2, n__lte=most).values("value")
 
 
 @transaction.atomic
